@@ -1,0 +1,1 @@
+"""The wire contract the relay owns: JSON-RPC types, Go-compatible JSON, bus messages, subjects."""

@@ -1,0 +1,1 @@
+"""The relay's actors, its attestation library, its runtime and its command line."""
