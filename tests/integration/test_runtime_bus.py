@@ -1,0 +1,124 @@
+"""The shared runtime against a real nats-server: concurrency, typed failures, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.aio.client import Client
+
+from workers.runtime.bus import (
+    Headers,
+    Service,
+    StageTimeout,
+    StageUnavailable,
+    connect,
+    request,
+)
+from workers.runtime.natsserver import NatsServer
+
+
+async def test_endpoint_handlers_run_concurrently_up_to_the_bound(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """Ten slow requests on a service with 4 slots overlap, but never more than 4 at once."""
+    server_nc = await connect(nats_server.url, actor="svc")
+    running = 0
+    peak = 0
+
+    async def slow(data: bytes, headers: Headers) -> bytes:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        return data.upper()
+
+    svc = Service(server_nc, name="relay-test", description="test", concurrency=4)
+    await svc.add_endpoint(name="slow", subject="t.slow", queue="q1", handler=slow)
+    await svc.start()
+    try:
+        replies = await asyncio.gather(
+            *(request(nc, "t.slow", f"m{i}".encode(), timeout_s=5) for i in range(10))
+        )
+        assert sorted(replies) == sorted(f"M{i}".encode() for i in range(10))
+        assert peak == 4
+    finally:
+        await svc.stop()
+
+
+async def test_a_subject_nobody_serves_is_unavailable_at_once(nc: Client) -> None:
+    """No responders surfaces as StageUnavailable, not as a timeout."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(StageUnavailable):
+        await request(nc, "t.nobody", b"x", timeout_s=5)
+    assert loop.time() - started < 1
+
+
+async def test_a_slow_stage_times_out_within_its_deadline(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """A handler slower than the request timeout gives StageTimeout close to the deadline."""
+    server_nc = await connect(nats_server.url, actor="svc")
+
+    async def too_slow(data: bytes, headers: Headers) -> bytes:
+        await asyncio.sleep(1)
+        return data
+
+    svc = Service(server_nc, name="relay-test-slow", description="test")
+    await svc.add_endpoint(name="slow", subject="t.tooslow", queue="q", handler=too_slow)
+    await svc.start()
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(StageTimeout):
+            await request(nc, "t.tooslow", b"x", timeout_s=0.2)
+        assert loop.time() - started < 0.6
+    finally:
+        await svc.stop()
+
+
+async def test_a_failing_handler_sends_nothing_and_the_endpoint_keeps_serving(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """An exception in a handler is logged, leaks nothing, and the next request is served."""
+    server_nc = await connect(nats_server.url, actor="svc")
+
+    async def picky(data: bytes, headers: Headers) -> bytes:
+        if data == b"boom":
+            raise RuntimeError("secret detail")
+        return b"ok"
+
+    svc = Service(server_nc, name="relay-test-picky", description="test")
+    await svc.add_endpoint(name="picky", subject="t.picky", queue="q", handler=picky)
+    await svc.start()
+    try:
+        with pytest.raises(StageTimeout):
+            await request(nc, "t.picky", b"boom", timeout_s=0.3)
+        assert await request(nc, "t.picky", b"fine", timeout_s=2) == b"ok"
+    finally:
+        await svc.stop()
+
+
+async def test_stop_finishes_requests_already_in_flight(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """Requests accepted before stop() are all answered; none is dropped."""
+    server_nc = await connect(nats_server.url, actor="svc")
+
+    async def slow(data: bytes, headers: Headers) -> bytes:
+        await asyncio.sleep(0.2)
+        return data
+
+    svc = Service(server_nc, name="relay-test-drain", description="test", concurrency=8)
+    await svc.add_endpoint(name="slow", subject="t.drain", queue="q", handler=slow)
+    await svc.start()
+    pending = [
+        asyncio.create_task(request(nc, "t.drain", f"{i}".encode(), timeout_s=5)) for i in range(8)
+    ]
+    await asyncio.sleep(0.05)  # let all 8 reach the handler
+    await svc.stop()
+    replies = await asyncio.gather(*pending)
+    assert sorted(replies) == sorted(f"{i}".encode() for i in range(8))
+    assert server_nc.is_closed

@@ -1,0 +1,235 @@
+"""The NATS side every actor shares: a connection, a micro service with bounded concurrency, requests.
+
+nats-py runs one callback at a time per subscription, so an endpoint's callback only waits for a
+concurrency slot and hands the message to its own task; the reply is published by that task with
+`nc.publish` (never `Msg.respond`, which echoes the request's headers). Stopping a service stops
+intake first, finishes what is in flight, then drains the connection: nothing accepted is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import nats.errors
+import nats.micro
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.micro.request import Request as MicroRequest
+from nats.micro.service import Service as MicroService
+
+from schemas import subjects
+
+log = logging.getLogger("relay.bus")
+
+Headers = dict[str, str] | None
+Handler = Callable[[bytes, Headers], Awaitable[bytes]]
+"""An endpoint handler: request bytes and headers in, reply bytes out."""
+
+HeaderHandler = Callable[[bytes, Headers], Awaitable[tuple[bytes, Headers]]]
+"""Like Handler, but it also chooses the reply's headers."""
+
+
+class StageUnavailable(Exception):
+    """Nobody listens on the subject (NATS answered no-responders at once)."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"no responders on {subject}")
+        self.subject = subject
+
+
+class StageTimeout(Exception):
+    """The stage did not answer within the timeout."""
+
+    def __init__(self, subject: str, timeout_s: float) -> None:
+        super().__init__(f"no reply on {subject} within {timeout_s:.3f}s")
+        self.subject = subject
+        self.timeout_s = timeout_s
+
+
+async def connect(
+    url: str,
+    *,
+    actor: str,
+    user: str | None = None,
+    password: str | None = None,
+    connect_timeout_s: float = 5.0,
+) -> Client:
+    """Connect as one actor: named, with its own reply inbox prefix and our own callbacks."""
+
+    async def on_error(exc: Exception) -> None:
+        # The default error_cb prints tracebacks; permission violations deserve a loud line.
+        log.error("nats error for actor %s: %s", actor, exc)
+
+    async def on_disconnected() -> None:
+        log.warning("actor %s disconnected from NATS", actor)
+
+    async def on_reconnected() -> None:
+        log.warning("actor %s reconnected to NATS", actor)
+
+    options: dict[str, Any] = {
+        "name": f"relay-{actor}",
+        "inbox_prefix": subjects.inbox_prefix(actor),
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnected,
+        "reconnected_cb": on_reconnected,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "connect_timeout": connect_timeout_s,
+        "allow_reconnect": True,
+    }
+    if user is not None:
+        options["user"] = user
+        options["password"] = password or ""
+    return await nats.connect(url, **options)
+
+
+async def request(
+    nc: Client,
+    subject: str,
+    payload: bytes,
+    *,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """Request/reply with an explicit timeout; transport failures become typed errors."""
+    msg = await request_msg(nc, subject, payload, timeout_s=timeout_s, headers=headers)
+    return msg.data
+
+
+async def request_msg(
+    nc: Client,
+    subject: str,
+    payload: bytes,
+    *,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+) -> Msg:
+    if timeout_s <= 0:
+        raise StageTimeout(subject, timeout_s)
+    try:
+        return await nc.request(subject, payload, timeout=timeout_s, headers=headers)
+    except nats.errors.NoRespondersError as exc:
+        raise StageUnavailable(subject) from exc
+    except nats.errors.TimeoutError as exc:
+        raise StageTimeout(subject, timeout_s) from exc
+
+
+class Service:
+    """One actor's `nats.micro` service whose endpoints serve requests concurrently, bounded."""
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        name: str,
+        description: str,
+        version: str = "0.1.0",
+        concurrency: int = 64,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._nc = nc
+        self._name = name
+        self._description = description
+        self._version = version
+        self._metadata = metadata or {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[tuple[str, str, str, HeaderHandler]] = []
+        self._micro: MicroService | None = None
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def add_endpoint(self, *, name: str, subject: str, queue: str, handler: Handler) -> None:
+        """Serve `subject` in queue group `queue`; the handler's bytes are the reply."""
+
+        async def with_no_headers(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
+            return await handler(data, headers), None
+
+        await self.add_endpoint_with_headers(
+            name=name, subject=subject, queue=queue, handler=with_no_headers
+        )
+
+    async def add_endpoint_with_headers(
+        self, *, name: str, subject: str, queue: str, handler: HeaderHandler
+    ) -> None:
+        self._pending.append((name, subject, queue, handler))
+        if self._micro is not None:
+            await self._register(name, subject, queue, handler)
+
+    async def start(self) -> None:
+        self._micro = await nats.micro.add_service(
+            self._nc,
+            name=self._name,
+            version=self._version,
+            description=self._description,
+            metadata=self._metadata,
+        )
+        for name, subject, queue, handler in self._pending:
+            await self._register(name, subject, queue, handler)
+        await self._nc.flush()
+
+    async def _register(self, name: str, subject: str, queue: str, handler: HeaderHandler) -> None:
+        assert self._micro is not None
+
+        async def on_request(req: MicroRequest) -> None:
+            # Runs serially per endpoint: only wait for a slot, then let a task do the work.
+            await self._slots.acquire()
+            msg: Msg = req._msg  # the reply subject is needed; micro keeps the Msg private
+            task = asyncio.create_task(self._serve(handler, msg, subject))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        await self._micro.add_endpoint(
+            name=name, subject=subject, queue_group=queue, handler=on_request
+        )
+
+    async def _serve(self, handler: HeaderHandler, msg: Msg, subject: str) -> None:
+        try:
+            try:
+                reply, headers = await handler(msg.data, msg.headers)
+            except Exception:
+                # A handler bug must not kill the endpoint nor leak exception text to a peer.
+                log.exception("handler for %s failed", subject)
+                return
+            if msg.reply:
+                try:
+                    await self._nc.publish(msg.reply, reply, headers=headers)
+                except Exception:
+                    log.exception("could not publish the reply for %s", subject)
+        finally:
+            self._slots.release()
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop intake, finish the requests in flight (bounded), then drain the connection."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._micro is not None:
+            for endpoint in list(getattr(self._micro, "_endpoints", [])):
+                sub: Subscription | None = getattr(endpoint, "_subscription", None)
+                if sub is not None:
+                    try:
+                        # Drain processes the messages already delivered to us, then unsubscribes.
+                        await sub.drain()  # type: ignore[no-untyped-call]
+                    except Exception:
+                        log.exception("could not drain an endpoint of %s", self._name)
+        if self._tasks:
+            _, still_running = await asyncio.wait(set(self._tasks), timeout=drain_timeout_s)
+            for task in still_running:
+                log.error("%s: a request was still running at shutdown", self._name)
+                task.cancel()
+        if not self._nc.is_closed:
+            try:
+                await self._nc.drain()
+            except Exception:
+                log.exception("could not drain the connection of %s", self._name)
