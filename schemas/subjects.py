@@ -8,7 +8,7 @@ actors are permissioned by a single prefix and ops can tail a node with `relay.v
     relay.v1.<don>.<node>.registry.<verb>       any actor -> registry (request/reply)
     relay.v1.<don>.<node>.dispatch.<method>     ingress -> per-method dispatch (request/reply)
     relay.v1.<don>.gateway                      enclave side -> gateway (request/reply)
-    relay.v1.<don>.gateway.responses            node responses addressed to the gateway
+    relay.v1.<don>.gateway.responses.<gw>.<node>.<ticket>   node responses to one gateway replica
     cap.v1.<capability>.<verb>                  dispatch -> capability DON bridge (request/reply)
 
 Capability ids and method names contain `.` and `@`, which NATS treats as token separators or
@@ -97,6 +97,20 @@ def gateway(don: str) -> str:
 
 def gateway_responses(don: str) -> str:
     return f"{gateway(don)}.responses"
+
+
+def gateway_reply(don: str, instance: str, node: str, ticket: int) -> str:
+    """The reply subject of one fan-out send: the gateway replica, the node, the request's ticket.
+
+    The node token lets the gateway know who answered without trusting the body; with
+    `allow_responses` permissions a node can only publish to reply subjects it was sent.
+    """
+    return f"{gateway_responses(don)}.{encode_token(instance)}.{encode_token(node)}.{ticket}"
+
+
+def gateway_replies(don: str, instance: str) -> str:
+    """Everything one gateway replica receives from nodes (its own subscription, no queue)."""
+    return f"{gateway_responses(don)}.{encode_token(instance)}.>"
 
 
 def capability(capability_id: str, verb: str) -> str:

@@ -14,7 +14,7 @@ class _CommandGroup(Protocol):
 
 
 # Each module registers its subcommands and sets `func` (returning an exit code) on its parsers.
-_COMMAND_MODULES: tuple[str, ...] = ("workers.cli.attest",)
+_COMMAND_MODULES: tuple[str, ...] = ("workers.cli.attest", "workers.cli.gateway")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,87 @@
+"""`relay gateway` as a real process: serves HTTP on loopback and drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.integration.gateway_fakes import fake_don, honest, rpc_body, unique_don
+from workers.runtime.natsserver import NatsServer, free_port
+
+MEMBERS = ("0x0000", "0x0001", "0x0002", "0x0003")
+RELAY = Path(sys.executable).parent / "relay"  # the console script of this venv
+
+
+async def wait_healthy(
+    session: aiohttp.ClientSession, url: str, proc: asyncio.subprocess.Process
+) -> None:
+    for _ in range(200):  # bounded: 10 s
+        assert proc.returncode is None, "relay gateway exited early"
+        try:
+            async with session.get(url + "/healthz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError("relay gateway did not become healthy")
+
+
+async def test_the_gateway_command_answers_over_http_and_exits_cleanly_on_sigterm(
+    nats_server: NatsServer,
+) -> None:
+    """POST gets the quorum answer; SIGTERM by PID makes the process exit with code 0."""
+    don = unique_don()
+    port = free_port()
+    cmd = [
+        str(RELAY),
+        "gateway",
+        "--nats",
+        nats_server.url,
+        "--don",
+        don,
+        "--members",
+        ",".join(MEMBERS),
+        "--http",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "WARNING",
+    ]
+    async with fake_don(nats_server.url, don, dict.fromkeys(MEMBERS, honest())):
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as session:
+                await wait_healthy(session, url, proc)
+                async with session.post(url + "/", data=rpc_body("cli-1")) as resp:
+                    assert resp.status == 200
+                    body = json.loads(await resp.text())
+                    assert body["result"] == {"payload": "result"}
+            os.kill(proc.pid, signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+            assert proc.returncode == 0, stderr
+        finally:
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                await asyncio.wait_for(proc.wait(), timeout=5)
+
+
+def test_a_bad_don_configuration_exits_with_code_2() -> None:
+    """F too large for the member list is refused before connecting anywhere."""
+    result = subprocess.run(
+        [str(RELAY), "gateway", "--members", "a,b", "--f", "2"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"cannot reach quorum" in result.stderr

@@ -1,0 +1,162 @@
+"""`relay gateway`: the enclave-facing gateway of one relay DON (HTTP front + NATS front).
+
+It fans each request out to every DON member over NATS and answers what F+1 nodes agree on.
+SIGTERM or Ctrl-C drains: the listener closes, in-flight requests finish (bounded), then it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+
+from workers.gateway.actor import GatewayActor, GatewaySettings
+from workers.gateway.handler import DonConfig, DonConfigError, HandlerConfig, StaticMembership
+from workers.gateway.http import DEFAULT_MAX_BODY_BYTES, HttpFront
+from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
+from workers.runtime.bus import connect
+
+log = logging.getLogger("relay.cli.gateway")
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT`; raises ValueError with the expected shape."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdecimal():
+        raise ValueError(f"--http must be HOST:PORT, got {text!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--http port must be 0-65535, got {port}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def _rate(text: str) -> RateLimit:
+    try:
+        return RateLimit.parse(text)
+    except RateLimitSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _members(text: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gateway",
+        help="run the gateway: fan requests out to the relay DON, answer on F+1 agreement",
+        description=__doc__,
+    )
+    p.add_argument("--nats", default=os.environ.get("RELAY_NATS_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--user", default=os.environ.get("RELAY_NATS_USER"))
+    p.add_argument("--password", default=os.environ.get("RELAY_NATS_PASSWORD"))
+    p.add_argument("--don", default=os.environ.get("RELAY_DON", "relay-don"), help="relay DON name")
+    p.add_argument(
+        "--members",
+        type=_members,
+        required=True,
+        help="comma-separated node addresses of the relay DON (as the nodes use in their subjects)",
+    )
+    p.add_argument("--f", type=int, default=None, help="faults tolerated; default (N-1)//3")
+    p.add_argument(
+        "--http",
+        default="127.0.0.1:8080",
+        help="HTTP listen address HOST:PORT; 'off' serves NATS only",
+    )
+    p.add_argument("--path", default="/", help="the HTTP path enclaves POST to")
+    p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY_BYTES, help="bytes")
+    p.add_argument("--request-timeout", type=float, default=30.0, help="seconds")
+    p.add_argument("--node-send-timeout", type=float, default=10.0, help="seconds")
+    p.add_argument("--sweep-interval", type=float, default=5.0, help="seconds")
+    p.add_argument("--drain-timeout", type=float, default=10.0, help="seconds")
+    p.add_argument("--global-rate", type=_rate, default=RateLimit(rate=50.0, burst=10))
+    p.add_argument("--node-rate", type=_rate, default=RateLimit(rate=10.0, burst=10))
+    p.add_argument("--max-active", type=int, default=10_000, help="requests in flight")
+    p.add_argument("--instance", default=None, help="replica id (default: random)")
+    p.add_argument("--log-level", default=os.environ.get("RELAY_LOG_LEVEL", "INFO"))
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    members: tuple[str, ...] = args.members
+    f = args.f if args.f is not None else (len(members) - 1) // 3
+    try:
+        don = DonConfig(name=args.don, f=f, members=members)
+        http = None if args.http == "off" else parse_host_port(args.http)
+        config = HandlerConfig(
+            request_timeout_s=args.request_timeout,
+            node_send_timeout_s=args.node_send_timeout,
+            global_rate=args.global_rate,
+            per_node_rate=args.node_rate,
+            max_active_requests=args.max_active,
+        )
+    except (DonConfigError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    settings = GatewaySettings(
+        don=args.don,
+        handler=config,
+        sweep_interval_s=args.sweep_interval,
+        drain_timeout_s=args.drain_timeout,
+    )
+    if args.instance:
+        settings = dataclasses.replace(settings, instance=args.instance)
+    try:
+        asyncio.run(_serve(args, settings, don, http))
+    except OSError as exc:
+        log.error("gateway failed: %s", exc)
+        return 1
+    return 0
+
+
+async def _serve(
+    args: argparse.Namespace,
+    settings: GatewaySettings,
+    don: DonConfig,
+    http: tuple[str, int] | None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    nc = await connect(args.nats, actor="gateway", user=args.user, password=args.password)
+    actor = GatewayActor(nc, settings, StaticMembership(don))
+    await actor.start()
+    front: HttpFront | None = None
+    try:
+        if http is not None:
+            front = HttpFront(
+                actor.serve,
+                host=http[0],
+                port=http[1],
+                path=args.path,
+                max_body_bytes=args.max_body,
+                ready=lambda: nc.is_connected,
+            )
+            await front.start()
+        log.info(
+            "gateway ready: DON %s, F=%d, %d members, HTTP %s",
+            don.name,
+            don.f,
+            len(don.members),
+            f"{http[0]}:{front.port}" if front is not None and http else "off",
+        )
+        await stop.wait()
+        log.info("stopping: draining in-flight requests")
+    finally:
+        if front is not None:
+            await front.stop_listening()
+        await actor.stop()
+        if front is not None:
+            await front.close()
+        with contextlib.suppress(Exception):
+            await nc.close()
