@@ -86,14 +86,18 @@ def delayed(delay_s: float, inner: Behaviour) -> Behaviour:
 async def fake_don(
     url: str, don: str, behaviours: Mapping[str, Behaviour | None]
 ) -> AsyncIterator[dict[str, FakeNode]]:
-    """Run one fake node per member; a None behaviour means that node is down (no subscriber)."""
-    nc = await connect(url, actor="fake-relay")
+    """Run one fake node per member; a None behaviour means that node is down (no subscriber).
+
+    Each node has its own connection, as real nodes do, so one node's flood does not queue
+    another node's answers behind it in a shared client buffer.
+    """
     nodes: dict[str, FakeNode] = {}
     tasks: set[asyncio.Task[None]] = set()
     try:
         for address, behaviour in behaviours.items():
             if behaviour is None:
                 continue
+            nc = await connect(url, actor="fake-relay")
             node = FakeNode(nc=nc, address=address, behaviour=behaviour)
             nodes[address] = node
 
@@ -106,12 +110,13 @@ async def fake_don(
                 task.add_done_callback(tasks.discard)
 
             await nc.subscribe(subjects.rpc(don, address), cb=on_msg)
-        await nc.flush()
+            await nc.flush()
         yield nodes
     finally:
         for task in list(tasks):
             task.cancel()
-        await nc.close()
+        for node in nodes.values():
+            await node.nc.close()
 
 
 @asynccontextmanager

@@ -279,6 +279,21 @@ async def test_the_global_limit_drops_responses_from_every_node() -> None:
     assert body(future.result())["result"] == 1
 
 
+async def test_one_nodes_junk_cannot_use_up_the_global_budget() -> None:
+    """Global burst 3: node 0's vote plus nine junk messages still leave two tokens for quorum."""
+    config = HandlerConfig(global_rate=RateLimit(rate=0.001, burst=3), per_node_rate=GENEROUS)
+    handler, _, _ = make(config=config)
+    future = await handler.submit(request("J"))
+    assert handler.on_node_response("0x0000", node_response("J", "forged")) is NodeOutcome.ACCEPTED
+    for _ in range(3):
+        handler.on_node_response("0x0000", b"junk")
+        handler.on_node_response("0x0000", node_response("J", "again"))
+        handler.on_node_response("0x0000", node_response("nobody", 1))
+    assert handler.on_node_response("0x0001", node_response("J", "ok")) is NodeOutcome.ACCEPTED
+    assert handler.on_node_response("0x0002", node_response("J", "ok")) is NodeOutcome.ACCEPTED
+    assert body(future.result())["result"] == "ok"
+
+
 async def test_a_response_for_an_unknown_request_changes_nothing() -> None:
     """A late or unknown id is dropped and the active request is untouched."""
     handler, _, _ = make()

@@ -4,10 +4,11 @@ One `GatewayHandler` serves one relay DON. For each user request it checks the i
 an active request, fans the unchanged request bytes out to every member, and answers the request's
 future exactly once: on quorum, on "quorum unobtainable", on fan-out failure, or on expiry.
 
-Node responses arrive through `on_node_response` in upstream's order of checks (5.3): membership,
-per-node token bucket, global token bucket, then the active-request lookup. Every way a response
-can be wrong (not a member, flooding, garbage, unknown or finished request, duplicate) drops just
-that response and never touches another request.
+Node responses arrive through `on_node_response`: membership, the per-node token bucket, decoding
+and the active-request lookup, then the global token bucket (upstream checks the global bucket
+before the lookup; see the comment there for why we do not). Every way a response can be wrong
+(not a member, flooding, garbage, unknown or finished request, duplicate) drops just that
+response and never touches another request.
 
 Transport is injected (`Sender`), and so is the clock, so every rule here is testable without NATS
 and without sleeping. Each request also gets a `ticket`: the transport puts it in the reply
@@ -291,9 +292,8 @@ class GatewayHandler:
 
         async def send_one(node: str) -> None:
             try:
-                await asyncio.wait_for(
-                    self._sender.send(node, active.ticket, active.request.raw), timeout
-                )
+                async with asyncio.timeout(timeout):
+                    await self._sender.send(node, active.ticket, active.request.raw)
             except (SendError, TimeoutError, OSError) as exc:
                 log.error("error sending request to node %s: %s", node, exc)
                 active.failed.add(node)
@@ -347,9 +347,6 @@ class GatewayHandler:
         if not bucket.allow():
             log.debug("node is rate limited: %s", node)
             return self._dropped(NodeOutcome.NODE_RATE_LIMITED)
-        if not self._global_bucket.allow():
-            log.debug("global relay rate limit exceeded (node %s)", node)
-            return self._dropped(NodeOutcome.GLOBAL_RATE_LIMITED)
         try:
             resp = envelope.decode_node_response(data)
         except envelope.MalformedNodeResponse as exc:
@@ -365,8 +362,17 @@ class GatewayHandler:
             log.debug("response from %s is for an earlier request with id %r", node, resp.id)
             return self._dropped(NodeOutcome.STALE)
         if node in active.responses:
-            log.error("duplicate response from node %s, ignoring (id %r)", node, resp.id)
+            if self._throttle.ready("duplicate:" + node):
+                log.error("duplicate response from node %s, ignoring (id %r)", node, resp.id)
             return self._dropped(NodeOutcome.DUPLICATE)
+        # The global budget is charged only for a member's first answer to a live request.
+        # Upstream charges it before the lookup; then one member's junk burst (up to its own
+        # per-node burst, 10 = the whole global burst by default) drains the global bucket and the
+        # honest answers that follow are silently dropped, so the request expires. Junk is already
+        # bounded per node by the per-node bucket above.
+        if not self._global_bucket.allow():
+            log.debug("global relay rate limit exceeded (node %s)", node)
+            return self._dropped(NodeOutcome.GLOBAL_RATE_LIMITED)
         try:
             digest: str | None = envelope.digest(resp)
         except envelope.DigestError as exc:
