@@ -104,7 +104,6 @@ class GatewayActor:
             config=settings.handler,
             clock=clock,
             metrics=metrics if metrics is not None else GatewayMetrics(settings.don),
-            don_label=settings.don,
         )
         self._reply_prefix = subjects.gateway_replies(settings.don, settings.instance)[:-1]
         self._replies: Subscription | None = None

@@ -180,14 +180,12 @@ class GatewayHandler:
         config: HandlerConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: GatewayMetrics | None = None,
-        don_label: str = "",
     ) -> None:
         self._membership = membership
         self._sender = sender
         self._config = config or HandlerConfig()
         self._clock = clock
         self._metrics = metrics
-        self._don_label = don_label
         self._active: dict[str, _Active] = {}
         self._by_ticket: dict[int, _Active] = {}
         self._tickets = itertools.count(1)
