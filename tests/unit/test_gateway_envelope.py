@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
-
 from workers.gateway.envelope import (
     decode_node_response,
     encode_gateway_error,
     encode_node_response,
-    go_raw,
-    go_string,
 )
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("plain", b'"plain"'),
-        ('q"b\\', b'"q\\"b\\\\"'),
-        ("\b\f\n\r\t", b'"\\b\\f\\n\\r\\t"'),
-        ("\x00\x1f\x7f", b'"\\u0000\\u001f\x7f"'),
-        ("<a&b>", b'"\\u003ca\\u0026b\\u003e"'),
-        ("\u2028\u2029", b'"\\u2028\\u2029"'),
-        ("é€😀", '"é€😀"'.encode()),
-        ("\ud800", '"\ufffd"'.encode()),
-    ],
-)
-def test_strings_are_escaped_like_go(value: str, expected: bytes) -> None:
-    """Short escapes, lowercase \\u00XX, HTML-safe <>&, U+2028/9 escaped, other UTF-8 raw."""
-    assert go_string(value) == expected
-
-
-def test_raw_json_is_compacted_with_its_text_kept_and_html_escaped() -> None:
+def test_raw_values_are_compacted_with_their_text_kept_and_html_escaped() -> None:
     """Whitespace goes; number spellings and existing escapes stay; <>& are escaped."""
-    raw = b'{ "n" : [1.0, 1e2, -0] , "s" : "a\\u0041 <b> & \\/" }'
-    assert go_raw(raw) == b'{"n":[1.0,1e2,-0],"s":"a\\u0041 \\u003cb\\u003e \\u0026 \\/"}'
+    resp = decode_node_response(
+        b'{"id":"i","result":{ "n" : [1.0, 1e2, -0] , "s" : "a\\u0041 <b> & \\/" }}'
+    )
+    assert encode_node_response(resp) == (
+        b'{"jsonrpc":"","id":"i","method":"","result":'
+        b'{"n":[1.0,1e2,-0],"s":"a\\u0041 \\u003cb\\u003e \\u0026 \\/"}}'
+    )
 
 
 def test_a_success_envelope_is_re_encoded_in_go_field_order() -> None:

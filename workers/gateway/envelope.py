@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 import msgspec
 import rfc8785
+
+from schemas import rpc
 
 
 class WireError(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,38 +36,6 @@ class NodeResponse(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _DECODER = msgspec.json.Decoder(NodeResponse)
-
-
-# Go's json.Marshal escapes these even inside strings (its HTML-safe default); valid JSON can only
-# hold them inside strings, so a byte-level replacement after compaction is exact.
-_HTML_SAFE = (
-    (b"<", b"\\u003c"),
-    (b">", b"\\u003e"),
-    (b"&", b"\\u0026"),
-    ("\u2028".encode(), b"\\u2028"),
-    ("\u2029".encode(), b"\\u2029"),
-)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _go_escape(encoded: bytes) -> bytes:
-    for raw, escaped in _HTML_SAFE:
-        if raw in encoded:
-            encoded = encoded.replace(raw, escaped)
-    return encoded
-
-
-def go_string(value: str) -> bytes:
-    """A JSON string exactly as Go 1.22+ encodes it (short escapes, HTML-safe, raw UTF-8)."""
-    # Python's json module already matches Go for quotes, backslashes, \b\f\n\r\t and the
-    # lowercase \u00XX of other control characters; Go writes invalid text as U+FFFD.
-    text = json.dumps(_SURROGATE.sub("\ufffd", value), ensure_ascii=False)
-    return _go_escape(text.encode("utf-8"))
-
-
-def go_raw(raw: bytes) -> bytes:
-    """A json.RawMessage as Go marshals it: compacted (number and string text kept), HTML-safe."""
-    return _go_escape(msgspec.json.format(raw, indent=-1))
 
 
 class MalformedNodeResponse(ValueError):
@@ -116,41 +85,24 @@ def digest(resp: NodeResponse) -> str:
 
 
 def encode_node_response(resp: NodeResponse) -> bytes:
-    """The chosen envelope as Go's json.Marshal writes it (raw values compacted, HTML-escaped)."""
-    parts = [
-        b'{"jsonrpc":',
-        go_string(resp.jsonrpc),
-        b',"id":',
-        go_string(resp.id),
-        b',"method":',
-        go_string(resp.method),
-    ]
-    if _present(resp.result):
-        parts += [b',"result":', go_raw(bytes(resp.result))]
+    """The chosen envelope as Go's json.Marshal writes it (raw values compacted, HTML-escaped).
+
+    Raises `GoJSONError` if a raw value cannot be re-encoded (NodeReponseEncodingError upstream).
+    """
+    error = None
     if resp.error is not None:
-        parts += [
-            b',"error":{"code":',
-            str(resp.error.code).encode(),
-            b',"message":',
-            go_string(resp.error.message),
-        ]
-        if _present(resp.error.data):
-            parts += [b',"data":', go_raw(bytes(resp.error.data))]
-        parts.append(b"}")
-    parts.append(b"}")
-    return b"".join(parts)
+        data = bytes(resp.error.data) if _present(resp.error.data) else None
+        error = rpc.WireError(code=resp.error.code, message=resp.error.message, data=data)
+    result = bytes(resp.result) if _present(resp.result) else None
+    return rpc.encode_envelope(
+        rpc.Response(
+            jsonrpc=resp.jsonrpc, id=resp.id, method=resp.method, result=result, error=error
+        )
+    )
 
 
 def encode_gateway_error(request_id: str, rpc_code: int, message: str) -> bytes:
     """Upstream's EncodeNewErrorResponse: empty method, `"data":null`."""
-    return b"".join(
-        [
-            b'{"jsonrpc":"2.0","id":',
-            go_string(request_id),
-            b',"method":"","error":{"code":',
-            str(rpc_code).encode(),
-            b',"message":',
-            go_string(message),
-            b',"data":null}}',
-        ]
+    return rpc.encode_error_response(
+        id=request_id, method="", code=rpc_code, message=message, data=b"null"
     )

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from schemas import rpc
 from workers.gateway import aggregator, envelope
 from workers.gateway.errors import ErrorCode, GatewayReply, wire_message
 from workers.gateway.metrics import GatewayMetrics
@@ -33,9 +34,8 @@ from workers.gateway.ratelimit import RateLimit, TokenBucket
 
 log = logging.getLogger("relay.gateway")
 
-METHOD_SECRETS_GET = "confidential.secrets.get"
-METHOD_CAPABILITY_EXECUTE = "confidential.capability.execute"
-METHODS = (METHOD_SECRETS_GET, METHOD_CAPABILITY_EXECUTE)
+METHOD_SECRETS_GET = rpc.MethodSecretsGet
+METHOD_CAPABILITY_EXECUTE = rpc.MethodCapabilityExec
 MAX_REQUEST_ID_BYTES = 200
 
 
@@ -197,7 +197,7 @@ class GatewayHandler:
 
     @staticmethod
     def methods() -> list[str]:
-        return list(METHODS)
+        return list(rpc.Methods())
 
     @property
     def active_count(self) -> int:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import msgspec
 
+from schemas import rpc
 from workers.gateway import envelope
 from workers.gateway.errors import ErrorCode, GatewayReply, wire_message
 from workers.gateway.handler import MAX_REQUEST_ID_BYTES, UserRequest
 
-SERVICE_NAME = "confidential"
+SERVICE_NAME = rpc.GatewayServiceName
 
 
 class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
