@@ -1,0 +1,421 @@
+"""Go `encoding/json` compatibility: decode into Go struct shapes, encode as `json.Marshal`.
+
+Why: the attestation binding hashes Go's re-marshal of the params (PROTOCOL 3.1) and relay
+answers must be byte-identical to Go nodes' answers, so "close to Go" is not enough.
+
+Decoding (`unmarshal`) follows `json.Unmarshal` (Go 1.22+, 64-bit) for structs made of string
+fields, slices of such structs and `*json.RawMessage` fields:
+
+- the whole text is validated first (`gojson_scan.parse`); a syntax error wins over any type
+  error and nothing is decoded;
+- keys match fields exactly or else case-insensitively with Go's folding: ASCII letters fold
+  to upper case, U+212A KELVIN SIGN to `K` and U+017F LONG S to `S`. No other rune folds onto
+  an ASCII letter, so no other non-ASCII key can match our ASCII field names;
+- unknown keys are ignored; every occurrence of a repeated key is decoded again into the same
+  field: a later string replaces, a later `null` or wrong-typed value leaves a string as it was;
+  `null` sets a slice or pointer to nil;
+- a JSON array decodes element by element into the existing slice: elements that already
+  exist (up to the slice's capacity) keep fields the new object does not set, the length
+  becomes the array's length, and `[]` is an empty, non-nil slice. The capacity follows Go's
+  `reflect.Value.Grow(1)` (runtime growth formula and malloc size classes), because a later,
+  longer array re-exposes elements left beyond the length by an earlier, shorter one;
+- a type mismatch is recorded (the first one wins, with Go's error context) and decoding goes on.
+
+Go type names used in error texts (an assumption where the spec is silent): the relay's types
+live in package `confidentialrelay`, the envelope is the generic
+`jsonrpc2.Request[encoding/json.RawMessage]` (reflect names type arguments by import path).
+
+Encoding (`go_string`, `go_raw`, `encode_struct`) follows `json.Marshal` with its HTML-safe
+default: see `go_string`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from schemas.gojson_errors import (
+    GoJSONError,
+    GoMarshalError,
+    GoSyntaxError,
+    GoUnmarshalTypeError,
+)
+from schemas.gojson_scan import JSONNumber, JSONObject, JSONValue, compact, parse
+from schemas.gojson_strconv import go_bytes, go_quote
+
+__all__ = [
+    "GoJSONError",
+    "GoMarshalError",
+    "GoSlice",
+    "GoStruct",
+    "GoSyntaxError",
+    "GoUnmarshalTypeError",
+    "IntField",
+    "RawField",
+    "SliceField",
+    "StringField",
+    "StringSliceField",
+    "StructField",
+    "go_quote",
+    "go_raw",
+    "go_string",
+    "grow_capacity",
+    "marshal",
+    "unmarshal",
+]
+
+# --------------------------------------------------------------------------- struct shapes
+
+
+@dataclass(frozen=True)
+class StringField:
+    """A Go `string` field with its JSON key."""
+
+    name: str
+    omitempty: bool = False
+
+
+@dataclass(frozen=True)
+class RawField:
+    """A Go `*json.RawMessage` field: the value's exact bytes, or None for nil (`null`)."""
+
+    name: str
+    omitempty: bool = False
+
+
+@dataclass(frozen=True)
+class SliceField:
+    """A Go `[]Elem` field of structs: a tuple of Structs, or None for a nil slice."""
+
+    name: str
+    elem: GoStruct
+    omitempty: bool = False
+
+
+@dataclass(frozen=True)
+class StringSliceField:
+    """A Go `[]string` field (encoding only): a tuple of str, or None for a nil slice."""
+
+    name: str
+    omitempty: bool = False
+
+
+@dataclass(frozen=True)
+class IntField:
+    """A Go `int64` field (encoding only)."""
+
+    name: str
+    omitempty: bool = False
+
+
+@dataclass(frozen=True)
+class StructField:
+    """A Go struct-valued field (encoding only); `pointer` makes None a nil pointer."""
+
+    name: str
+    elem: GoStruct
+    omitempty: bool = False
+    pointer: bool = False
+
+
+Field = StringField | RawField | SliceField | StringSliceField | IntField | StructField
+
+
+def _fold(key: str) -> str:
+    return key.translate(_FOLD_TABLE)
+
+
+# ASCII lower case to upper case, plus the two non-ASCII runes whose fold orbit holds an ASCII
+# letter (U+212A KELVIN SIGN with k/K, U+017F LONG S with s/S); Go folds to the smallest rune.
+_FOLD_TABLE: Final = {**{c: c - 32 for c in range(0x61, 0x7B)}, 0x212A: 0x4B, 0x17F: 0x53}
+
+
+@dataclass(frozen=True)
+class GoStruct:
+    """A Go struct type as `encoding/json` sees it: name, package-qualified name, fields.
+
+    `size` is `unsafe.Sizeof` on 64-bit Go; it only matters for slices of this struct (their
+    capacity growth). `has_pointers` likewise (strings hold pointers).
+    """
+
+    name: str
+    type_name: str
+    fields: tuple[Field, ...]
+    size: int = 0
+    has_pointers: bool = True
+    _exact: dict[str, Field] = field(init=False, repr=False, compare=False)
+    _folded: dict[str, Field] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_exact", {f.name: f for f in self.fields})
+        object.__setattr__(self, "_folded", {_fold(f.name): f for f in self.fields})
+
+    def lookup(self, key: str) -> Field | None:
+        """The field a JSON key lands in: exact match first, then Go's case folding."""
+        found = self._exact.get(key)
+        if found is None:
+            found = self._folded.get(_fold(key))
+        return found
+
+    def zero(self) -> dict[str, Any]:
+        """The Go zero value of a decodable struct: "" for strings, None (nil) otherwise."""
+        return {f.name: "" if isinstance(f, StringField) else None for f in self.fields}
+
+
+# --------------------------------------------------------------------------- slices
+
+
+class GoSlice:
+    """A Go slice of structs: a backing array (its length is the capacity) and a length."""
+
+    __slots__ = ("backing", "length")
+
+    def __init__(self, backing: list[dict[str, Any]], length: int) -> None:
+        self.backing = backing
+        self.length = length
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.backing[: self.length]
+
+
+# runtime/sizeclasses.go: the byte sizes of the small-object classes.
+_SIZE_CLASSES: Final = (
+    0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288,
+    320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536,
+    1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192,
+    9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576,
+    27264, 28672, 32768,
+)  # fmt: skip
+_MAX_SMALL_SIZE: Final = 32768
+_MALLOC_HEADER_SIZE: Final = 8
+_MIN_SIZE_FOR_MALLOC_HEADER: Final = 512  # pointer size * bits per pointer word
+_PAGE_SIZE: Final = 8192
+
+
+def _roundupsize(size: int, noscan: bool) -> int:
+    """runtime.roundupsize (Go 1.22+ with allocation headers, 64-bit)."""
+    if size <= _MAX_SMALL_SIZE - _MALLOC_HEADER_SIZE:
+        req = size
+        if not noscan and req > _MIN_SIZE_FOR_MALLOC_HEADER:
+            req += _MALLOC_HEADER_SIZE
+        rounded = next(c for c in _SIZE_CLASSES if c >= req)
+        return rounded - (req - size)
+    return (size + _PAGE_SIZE - 1) // _PAGE_SIZE * _PAGE_SIZE
+
+
+def grow_capacity(old_cap: int, elem_size: int, has_pointers: bool) -> int:
+    """The capacity after `reflect.Value.Grow(1)` on a full slice of capacity `old_cap`."""
+    new_len = old_cap + 1
+    if new_len > 2 * old_cap:
+        new_cap = new_len
+    elif old_cap < 256:
+        new_cap = 2 * old_cap
+    else:
+        new_cap = old_cap
+        while new_cap < new_len:
+            new_cap += (new_cap + 3 * 256) >> 2
+    if elem_size == 0:
+        return new_cap
+    return _roundupsize(new_cap * elem_size, not has_pointers) // elem_size
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _describe(value: JSONValue) -> str:
+    """How Go names a JSON value in a type error (the relay has no numeric fields)."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, JSONNumber):
+        return "number"
+    if isinstance(value, JSONObject):
+        return "object"
+    return "array"
+
+
+class _Decoder:
+    """One `json.Unmarshal` call over an already validated parse tree."""
+
+    __slots__ = ("data", "error", "path", "struct")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.error: GoUnmarshalTypeError | None = None
+        self.struct: GoStruct | None = None  # Go's errorContext.Struct
+        self.path: list[str] = []  # Go's errorContext.FieldStack
+
+    def mismatch(self, value: JSONValue, go_type: str) -> None:
+        if self.error is None:
+            self.error = GoUnmarshalTypeError(
+                _describe(value),
+                go_type,
+                struct=self.struct.name if self.struct is not None else "",
+                field=".".join(self.path),
+            )
+
+    def into_struct(self, spec: GoStruct, target: dict[str, Any], value: JSONValue) -> None:
+        if value is None:
+            return
+        if not isinstance(value, JSONObject):
+            self.mismatch(value, spec.type_name)
+            return
+        outer_struct, depth = self.struct, len(self.path)
+        for key, item, start, end in value.members:
+            f = spec.lookup(key)
+            if f is None:
+                continue
+            self.path.append(f.name)
+            self.struct = spec
+            self.into_field(f, target, item, start, end)
+            del self.path[depth:]
+            self.struct = outer_struct
+
+    def into_field(
+        self, f: Field, target: dict[str, Any], value: JSONValue, start: int, end: int
+    ) -> None:
+        if isinstance(f, StringField):
+            if isinstance(value, str):
+                target[f.name] = value
+            elif value is not None:
+                self.mismatch(value, "string")
+        elif isinstance(f, RawField):
+            target[f.name] = None if value is None else self.data[start:end]
+        elif not isinstance(f, SliceField):  # pragma: no cover - shapes are ours
+            raise TypeError(f"decoding into {type(f).__name__} is not supported")
+        elif value is None:
+            target[f.name] = None
+        elif isinstance(value, list):
+            target[f.name] = self.into_slice(f.elem, target[f.name], value)
+        else:
+            self.mismatch(value, "[]" + f.elem.type_name)
+
+    def into_slice(
+        self, elem: GoStruct, current: GoSlice | None, values: list[JSONValue]
+    ) -> GoSlice:
+        if not values:
+            return GoSlice([], 0)  # Go replaces the slice with a new empty one
+        backing = current.backing if current is not None else []
+        for i, value in enumerate(values):
+            if i >= len(backing):
+                # Only a full slice grows; elements past the length but within the capacity
+                # are reused as they are (stale values from an earlier, longer array).
+                new_cap = grow_capacity(len(backing), elem.size, elem.has_pointers)
+                backing = backing + [elem.zero() for _ in range(new_cap - len(backing))]
+            self.into_struct(elem, backing[i], value)
+        return GoSlice(backing, len(values))
+
+
+def unmarshal(data: bytes, spec: GoStruct) -> dict[str, Any]:
+    """`json.Unmarshal(data, &v)` into a zero struct of shape `spec`.
+
+    Returns the field values (strings, bytes or None for raw fields, `GoSlice` or None for
+    slices) or raises Go's first error: `GoSyntaxError` or `GoUnmarshalTypeError`.
+    """
+    tree = parse(data)
+    target = spec.zero()
+    decoder = _Decoder(data)
+    decoder.into_struct(spec, target, tree)
+    if decoder.error is not None:
+        raise decoder.error
+    return target
+
+
+# --------------------------------------------------------------------------- encoding
+
+_ENCODE = msgspec.json.Encoder().encode
+# Go's json.Marshal escapes these where msgspec writes them raw. Valid JSON can only hold
+# them inside strings, so replacing the bytes in finished output is exact.
+_HTML_SAFE: Final = (
+    (b"<", b"\\u003c"),
+    (b">", b"\\u003e"),
+    (b"&", b"\\u0026"),
+    ("\u2028".encode(), b"\\u2028"),
+    ("\u2029".encode(), b"\\u2029"),
+)
+
+
+def html_escape(encoded: bytes) -> bytes:
+    """Apply Go's HTML-safe escaping to compact JSON text (strings are the only place it acts)."""
+    # Four memchr-speed membership tests beat one regular expression by ~20x on long text.
+    if b"<" in encoded or b">" in encoded or b"&" in encoded or b"\xe2\x80" in encoded:
+        for raw, escaped in _HTML_SAFE:
+            encoded = encoded.replace(raw, escaped)
+    return encoded
+
+
+def go_string(value: str) -> bytes:
+    """A JSON string exactly as Go's `json.Marshal` writes it (Go 1.22+).
+
+    `"` and `\\` get a backslash; `\\b \\f \\n \\r \\t` short escapes; other bytes below 0x20
+    as `\\u00xx` (lowercase); `<`, `>`, `&`, U+2028 and U+2029 as `\\u003c`, `\\u003e`,
+    `\\u0026`, `\\u2028`, `\\u2029`; DEL and all other non-ASCII raw UTF-8. Text that is not
+    valid UTF-8 in Go (here: lone surrogates, including `surrogateescape` bytes) is written as
+    `\\ufffd`, one per invalid byte.
+    """
+    try:
+        encoded = _ENCODE(value)
+    except UnicodeEncodeError:
+        return _go_string_invalid(value)
+    return html_escape(encoded)
+
+
+def _go_string_invalid(value: str) -> bytes:
+    # Go sees the bytes of the string; every byte that does not decode is one `\ufffd`.
+    text = go_bytes(value).decode("utf-8", "surrogateescape")
+    parts = re.split("([\udc80-\udcff])", text)
+    out = bytearray(b'"')
+    for index, part in enumerate(parts):
+        if index % 2:
+            out += b"\\ufffd"
+        elif part:
+            out += html_escape(_ENCODE(part))[1:-1]
+    out += b'"'
+    return bytes(out)
+
+
+def go_raw(raw: bytes) -> bytes:
+    """A `json.RawMessage` as `json.Marshal` writes it: validated, compacted, HTML-escaped."""
+    try:
+        compacted = compact(raw)
+    except GoSyntaxError as exc:
+        raise GoMarshalError(
+            f"json: error calling MarshalJSON for type *json.RawMessage: {exc.message}"
+        ) from exc
+    return html_escape(compacted)
+
+
+def marshal(spec: GoStruct, value: Any) -> bytes:
+    """`json.Marshal` of a struct of shape `spec`, reading fields from `value`'s attributes.
+
+    Keys in struct order; `omitempty` drops "", 0, nil/empty slices and nil pointers; a
+    non-omitempty nil slice or pointer is `null`, an empty slice `[]`.
+    """
+    parts: list[bytes] = []
+    for f in spec.fields:
+        encoded = _marshal_field(f, getattr(value, f.name))
+        if encoded is not None:
+            parts.append(b'"' + f.name.encode() + b'":' + encoded)
+    return b"{" + b",".join(parts) + b"}"
+
+
+def _marshal_field(f: Field, v: Any) -> bytes | None:
+    if isinstance(f, StringField):
+        return None if f.omitempty and v == "" else go_string(v)
+    if isinstance(f, IntField):
+        return None if f.omitempty and v == 0 else str(int(v)).encode()
+    if v is None:
+        return None if f.omitempty else b"null"
+    if isinstance(f, RawField):
+        return go_raw(v)
+    if isinstance(f, StructField):
+        return marshal(f.elem, v)
+    if f.omitempty and not v:
+        return None
+    if isinstance(f, StringSliceField):
+        return b"[" + b",".join(go_string(x) for x in v) + b"]"
+    return b"[" + b",".join(marshal(f.elem, x) for x in v) + b"]"
