@@ -32,7 +32,6 @@ default: see `go_string`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -43,7 +42,20 @@ from schemas.gojson_errors import (
     GoSyntaxError,
     GoUnmarshalTypeError,
 )
+from schemas.gojson_fast import FastPath
 from schemas.gojson_scan import JSONNumber, JSONObject, JSONValue, compact, parse
+from schemas.gojson_shapes import (
+    Field,
+    GoSlice,
+    GoStruct,
+    IntField,
+    RawField,
+    SliceField,
+    StringField,
+    StringSliceField,
+    StructField,
+    grow_capacity,
+)
 from schemas.gojson_strconv import go_bytes, go_quote
 
 __all__ = [
@@ -66,161 +78,6 @@ __all__ = [
     "marshal",
     "unmarshal",
 ]
-
-# --------------------------------------------------------------------------- struct shapes
-
-
-@dataclass(frozen=True)
-class StringField:
-    """A Go `string` field with its JSON key."""
-
-    name: str
-    omitempty: bool = False
-
-
-@dataclass(frozen=True)
-class RawField:
-    """A Go `*json.RawMessage` field: the value's exact bytes, or None for nil (`null`)."""
-
-    name: str
-    omitempty: bool = False
-
-
-@dataclass(frozen=True)
-class SliceField:
-    """A Go `[]Elem` field of structs: a tuple of Structs, or None for a nil slice."""
-
-    name: str
-    elem: GoStruct
-    omitempty: bool = False
-
-
-@dataclass(frozen=True)
-class StringSliceField:
-    """A Go `[]string` field (encoding only): a tuple of str, or None for a nil slice."""
-
-    name: str
-    omitempty: bool = False
-
-
-@dataclass(frozen=True)
-class IntField:
-    """A Go `int64` field (encoding only)."""
-
-    name: str
-    omitempty: bool = False
-
-
-@dataclass(frozen=True)
-class StructField:
-    """A Go struct-valued field (encoding only); `pointer` makes None a nil pointer."""
-
-    name: str
-    elem: GoStruct
-    omitempty: bool = False
-    pointer: bool = False
-
-
-Field = StringField | RawField | SliceField | StringSliceField | IntField | StructField
-
-
-def _fold(key: str) -> str:
-    return key.translate(_FOLD_TABLE)
-
-
-# ASCII lower case to upper case, plus the two non-ASCII runes whose fold orbit holds an ASCII
-# letter (U+212A KELVIN SIGN with k/K, U+017F LONG S with s/S); Go folds to the smallest rune.
-_FOLD_TABLE: Final = {**{c: c - 32 for c in range(0x61, 0x7B)}, 0x212A: 0x4B, 0x17F: 0x53}
-
-
-@dataclass(frozen=True)
-class GoStruct:
-    """A Go struct type as `encoding/json` sees it: name, package-qualified name, fields.
-
-    `size` is `unsafe.Sizeof` on 64-bit Go; it only matters for slices of this struct (their
-    capacity growth). `has_pointers` likewise (strings hold pointers).
-    """
-
-    name: str
-    type_name: str
-    fields: tuple[Field, ...]
-    size: int = 0
-    has_pointers: bool = True
-    _exact: dict[str, Field] = field(init=False, repr=False, compare=False)
-    _folded: dict[str, Field] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_exact", {f.name: f for f in self.fields})
-        object.__setattr__(self, "_folded", {_fold(f.name): f for f in self.fields})
-
-    def lookup(self, key: str) -> Field | None:
-        """The field a JSON key lands in: exact match first, then Go's case folding."""
-        found = self._exact.get(key)
-        if found is None:
-            found = self._folded.get(_fold(key))
-        return found
-
-    def zero(self) -> dict[str, Any]:
-        """The Go zero value of a decodable struct: "" for strings, None (nil) otherwise."""
-        return {f.name: "" if isinstance(f, StringField) else None for f in self.fields}
-
-
-# --------------------------------------------------------------------------- slices
-
-
-class GoSlice:
-    """A Go slice of structs: a backing array (its length is the capacity) and a length."""
-
-    __slots__ = ("backing", "length")
-
-    def __init__(self, backing: list[dict[str, Any]], length: int) -> None:
-        self.backing = backing
-        self.length = length
-
-    def items(self) -> list[dict[str, Any]]:
-        return self.backing[: self.length]
-
-
-# runtime/sizeclasses.go: the byte sizes of the small-object classes.
-_SIZE_CLASSES: Final = (
-    0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288,
-    320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536,
-    1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192,
-    9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576,
-    27264, 28672, 32768,
-)  # fmt: skip
-_MAX_SMALL_SIZE: Final = 32768
-_MALLOC_HEADER_SIZE: Final = 8
-_MIN_SIZE_FOR_MALLOC_HEADER: Final = 512  # pointer size * bits per pointer word
-_PAGE_SIZE: Final = 8192
-
-
-def _roundupsize(size: int, noscan: bool) -> int:
-    """runtime.roundupsize (Go 1.22+ with allocation headers, 64-bit)."""
-    if size <= _MAX_SMALL_SIZE - _MALLOC_HEADER_SIZE:
-        req = size
-        if not noscan and req > _MIN_SIZE_FOR_MALLOC_HEADER:
-            req += _MALLOC_HEADER_SIZE
-        rounded = next(c for c in _SIZE_CLASSES if c >= req)
-        return rounded - (req - size)
-    return (size + _PAGE_SIZE - 1) // _PAGE_SIZE * _PAGE_SIZE
-
-
-def grow_capacity(old_cap: int, elem_size: int, has_pointers: bool) -> int:
-    """The capacity after `reflect.Value.Grow(1)` on a full slice of capacity `old_cap`."""
-    new_len = old_cap + 1
-    if new_len > 2 * old_cap:
-        new_cap = new_len
-    elif old_cap < 256:
-        new_cap = 2 * old_cap
-    else:
-        new_cap = old_cap
-        while new_cap < new_len:
-            new_cap += (new_cap + 3 * 256) >> 2
-    if elem_size == 0:
-        return new_cap
-    return _roundupsize(new_cap * elem_size, not has_pointers) // elem_size
-
 
 # --------------------------------------------------------------------------- decoding
 
@@ -310,12 +167,21 @@ class _Decoder:
         return GoSlice(backing, len(values))
 
 
-def unmarshal(data: bytes, spec: GoStruct) -> dict[str, Any]:
+def unmarshal(data: bytes, spec: GoStruct, *, fast: bool = True) -> dict[str, Any]:
     """`json.Unmarshal(data, &v)` into a zero struct of shape `spec`.
 
     Returns the field values (strings, bytes or None for raw fields, `GoSlice` or None for
     slices) or raises Go's first error: `GoSyntaxError` or `GoUnmarshalTypeError`.
+    `fast=False` skips the msgspec fast path (`schemas.gojson_fast`); tests compare the two.
     """
+    if fast:
+        path: FastPath | None = spec.fast_path
+        if path is None:
+            path = FastPath(spec)
+            object.__setattr__(spec, "fast_path", path)
+        fields = path.decode(data)
+        if fields is not None:
+            return fields
     tree = parse(data)
     target = spec.zero()
     decoder = _Decoder(data)
@@ -341,8 +207,13 @@ _HTML_SAFE: Final = (
 
 def html_escape(encoded: bytes) -> bytes:
     """Apply Go's HTML-safe escaping to compact JSON text (strings are the only place it acts)."""
-    # Four memchr-speed membership tests beat one regular expression by ~20x on long text.
-    if b"<" in encoded or b">" in encoded or b"&" in encoded or b"\xe2\x80" in encoded:
+    # memchr-speed one-byte searches beat one regular expression by ~20x on long text.
+    if (
+        b"<" in encoded
+        or b">" in encoded
+        or b"&" in encoded
+        or (b"\xe2" in encoded and b"\xe2\x80" in encoded)
+    ):
         for raw, escaped in _HTML_SAFE:
             encoded = encoded.replace(raw, escaped)
     return encoded
@@ -395,17 +266,31 @@ def marshal(spec: GoStruct, value: Any) -> bytes:
     Keys in struct order; `omitempty` drops "", 0, nil/empty slices and nil pointers; a
     non-omitempty nil slice or pointer is `null`, an empty slice `[]`.
     """
+    # Strings are encoded by msgspec without the HTML-safe escapes, which are then applied
+    # once to the whole output: valid JSON holds <, >, & and U+2028/9 only inside strings, and
+    # the pass is idempotent on parts (raw values, invalid text) that are already escaped.
+    return html_escape(_struct(spec, value))
+
+
+def _str(v: str) -> bytes:
+    try:
+        return _ENCODE(v)
+    except UnicodeEncodeError:
+        return _go_string_invalid(v)
+
+
+def _struct(spec: GoStruct, value: Any) -> bytes:
     parts: list[bytes] = []
     for f in spec.fields:
-        encoded = _marshal_field(f, getattr(value, f.name))
+        encoded = _field(f, getattr(value, f.name))
         if encoded is not None:
-            parts.append(b'"' + f.name.encode() + b'":' + encoded)
+            parts.append(f.key + encoded)
     return b"{" + b",".join(parts) + b"}"
 
 
-def _marshal_field(f: Field, v: Any) -> bytes | None:
+def _field(f: Field, v: Any) -> bytes | None:
     if isinstance(f, StringField):
-        return None if f.omitempty and v == "" else go_string(v)
+        return None if f.omitempty and v == "" else _str(v)
     if isinstance(f, IntField):
         return None if f.omitempty and v == 0 else str(int(v)).encode()
     if v is None:
@@ -413,9 +298,9 @@ def _marshal_field(f: Field, v: Any) -> bytes | None:
     if isinstance(f, RawField):
         return go_raw(v)
     if isinstance(f, StructField):
-        return marshal(f.elem, v)
+        return _struct(f.elem, v)
     if f.omitempty and not v:
         return None
     if isinstance(f, StringSliceField):
-        return b"[" + b",".join(go_string(x) for x in v) + b"]"
-    return b"[" + b",".join(marshal(f.elem, x) for x in v) + b"]"
+        return b"[" + b",".join(_str(x) for x in v) + b"]"
+    return b"[" + b",".join(_struct(f.elem, x) for x in v) + b"]"

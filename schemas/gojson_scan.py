@@ -25,6 +25,8 @@ import json.decoder
 import re
 from typing import Final, TypeAlias
 
+import msgspec
+
 from schemas.gojson_errors import GoSyntaxError
 from schemas.gojson_strconv import quote_char
 
@@ -35,6 +37,7 @@ _STRING = re.compile(rb'"([^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^
 _PLAIN = re.compile(rb'[^"\\\x00-\x1f]*')
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL_OR_BACKSLASH = bytes(range(0x20)) + b"\\"
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _SHORT_ESCAPES = frozenset(b'bfnrt\\/"')
@@ -111,6 +114,14 @@ def decode_string(raw: bytes) -> str:
 
 def _scan_string(data: bytes, i: int) -> tuple[str, int]:
     """A string starting at `data[i] == '"'`: its value and the index after it."""
+    # Fast path for the common string without escapes: memchr to the closing quote, then one
+    # C pass to make sure no control byte or backslash hides in between (~1 ns per byte,
+    # against ~4 for the regular expression below).
+    end = data.find(b'"', i + 1)
+    if end > 0:
+        raw = data[i + 1 : end]
+        if len(raw.translate(None, _CONTROL_OR_BACKSLASH)) == len(raw):
+            return decode_string(raw), end + 1
     m = _STRING.match(data, i)
     if m is not None:
         return decode_string(m.group(1)), m.end()
@@ -315,9 +326,20 @@ def check_valid(data: bytes) -> None:
 _STRING_OR_SPACE = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|[ \t\r\n]+')
 
 
+def accepted_by_msgspec(data: bytes) -> bool:
+    """True when msgspec parses `data`; its grammar is no looser than Go's (fuzz-tested), so
+    this is a fast sufficient test of validity. False means "ask `parse`", nothing more."""
+    try:
+        msgspec.json.decode(data)
+    except Exception:  # any refusal (syntax, UTF-8, depth, range) defers to the exact scanner
+        return False
+    return True
+
+
 def compact(data: bytes) -> bytes:
     """Go's `json.Compact`: validate, then drop insignificant whitespace, keeping all else."""
-    check_valid(data)
+    if not accepted_by_msgspec(data):
+        check_valid(data)
     if not any(ws in data for ws in (b" ", b"\t", b"\r", b"\n")):
         return data
     return _STRING_OR_SPACE.sub(lambda m: m.group(1) or b"", data)

@@ -7,7 +7,14 @@ import random
 import pytest
 
 from schemas.gojson_errors import GoSyntaxError
-from schemas.gojson_scan import JSONNumber, JSONObject, compact, decode_string, parse
+from schemas.gojson_scan import (
+    JSONNumber,
+    JSONObject,
+    accepted_by_msgspec,
+    compact,
+    decode_string,
+    parse,
+)
 from schemas.gojson_strconv import quote_char
 from tests.unit.test_gojson_reference import (
     ReferenceSyntaxError,
@@ -76,6 +83,7 @@ SYNTAX_ERRORS = [
 @pytest.mark.parametrize(("text", "message"), SYNTAX_ERRORS)
 def test_syntax_errors_carry_go_texts_exactly(text: bytes, message: str) -> None:
     """Each malformed input fails with the exact text Go's scanner produces for it."""
+    assert not accepted_by_msgspec(text)
     with pytest.raises(GoSyntaxError) as exc:
         parse(text)
     assert exc.value.message == message
@@ -223,6 +231,9 @@ def test_mutated_inputs_fail_exactly_where_and_how_go_fails() -> None:
         except GoSyntaxError as exc:
             got = (exc.message, exc.offset)
         assert got == expected, text
+        # The compaction fast path trusts msgspec's acceptance: it must never accept more.
+        if accepted_by_msgspec(text):
+            assert expected is None, text
 
 
 def test_big_inputs_parse_in_linear_time() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -302,3 +303,85 @@ def test_random_bytes_only_ever_raise_go_json_errors() -> None:
             except GoJSONError as exc:
                 outcomes.add(type(exc).__name__ if exc.message else "empty message")
     assert outcomes == {"ok", "GoSyntaxError", "GoUnmarshalTypeError"}
+
+
+def _honest_variants(rng: random.Random) -> bytes:
+    """Go-marshalled params, sometimes bent into shapes the fast path must hand back."""
+    params = rpc.SecretsRequestParams(
+        workflow_id=rng.choice(["wf", "é€", "<&>", "a\\b", ""]),
+        owner="0x" + "ab" * 20,
+        secrets=rng.choice([None, (), (Sid(key="k", namespace="n"),), (Sid(), Sid(key="x"))]),
+        enclave_public_key="aa",
+        attestation=rng.choice(["", "QUJD"]),
+    )
+    text = rpc.encode_secrets_params(params)
+    bends: list[Callable[[bytes], bytes]] = [
+        lambda t: t,
+        lambda t: t.replace(b'"owner"', b'"OWNER"'),
+        lambda t: t[:-1] + b',"secrets":[{"namespace":"z"}]}',
+        lambda t: t[:-1] + b',"unknown":1}',
+        lambda t: t[:-1] + b',"owner":null}',
+        lambda t: t.replace(b'"wf"', b'"w\\u0066"'),
+        lambda t: t.replace(b'"aa"', b'"a\xffa"'),
+        lambda t: b" \n" + t.replace(b",", b" , ") + b"\t",
+        lambda t: t[:-1] + b',"secrets":[null]}',
+        lambda t: t[:-1] + b',"secrets":null}',
+        lambda t: t[:-1] + b',"secrets":[]}',
+    ]
+    return rng.choice(bends)(text)
+
+
+def test_fast_path_agrees_with_the_exact_decoder_or_steps_aside() -> None:
+    """On honest and bent inputs, msgspec's fast answer always equals the exact decoder's."""
+    from schemas.gojson import unmarshal
+    from schemas.gojson_fast import FastPath
+
+    fast_path = FastPath(rpc.SECRETS_REQUEST_PARAMS)
+    rng = random.Random(11)
+    used = 0
+    for _ in range(1500):
+        text = _honest_variants(rng)
+        fast = fast_path.decode(text)
+        try:
+            exact = unmarshal(text, rpc.SECRETS_REQUEST_PARAMS, fast=False)
+        except GoJSONError:
+            assert fast is None, text
+            continue
+        if fast is not None:
+            used += 1
+            assert {k: v for k, v in fast.items() if k != "secrets"} == {
+                k: v for k, v in exact.items() if k != "secrets"
+            }, text
+            fast_secrets = fast["secrets"] and fast["secrets"].items()
+            exact_secrets = exact["secrets"] and exact["secrets"].items()
+            assert fast_secrets == exact_secrets, text
+    assert used > 300
+
+
+def test_envelope_fast_path_agrees_with_the_exact_decoder() -> None:
+    """Envelopes decoded by msgspec equal the exact decoder's, params bytes included."""
+    rng = random.Random(12)
+    samples = [
+        b'{"jsonrpc":"2.0","id":"1","method":"m","params":{"a" : [1, "x"]}}',
+        b'{"jsonrpc":"2.0","id":"1","method":"m","params":null}',
+        b'{"jsonrpc":"2.0","id":"1","method":"m"}',
+        b'{"id":"1","params":{},"params":[2]}',
+        b'{"id":"1","params":{},"params":null}',
+        b'{"id":"1","params": "s" ,"auth":"t"}',
+        b'{"id":"1","Params":{}}',
+        b'{"id":"1","params":[01]}',
+    ]
+    for _ in range(500):
+        text = bytearray(rng.choice(samples))
+        if rng.random() < 0.5:
+            text[rng.randrange(len(text))] = rng.choice(b' {}[],:"01nul\\x')
+        assert _outcome(bytes(text), fast=True) == _outcome(bytes(text), fast=False), text
+
+
+def _outcome(text: bytes, *, fast: bool) -> object:
+    from schemas.gojson import unmarshal
+
+    try:
+        return unmarshal(text, rpc.REQUEST, fast=fast)
+    except GoJSONError as exc:
+        return exc.message
