@@ -385,3 +385,25 @@ def _outcome(text: bytes, *, fast: bool) -> object:
         return unmarshal(text, rpc.REQUEST, fast=fast)
     except GoJSONError as exc:
         return exc.message
+
+
+def test_big_params_decode_the_same_on_both_paths() -> None:
+    """Thousands of secrets, a megabyte attestation and repeated keys decode fast and alike."""
+    from schemas.gojson import unmarshal
+
+    entries = ",".join(f'{{"key":"K{i}","namespace":"main"}}' for i in range(3000))
+    text = f'{{"secrets":[{entries}],"attestation":"{"A" * 1_000_000}"}}'.encode()
+    fast = rpc.decode_secrets_params(text)
+    assert fast.secrets is not None
+    assert len(fast.secrets) == 3000
+    assert fast.secrets[2999] == Sid(key="K2999", namespace="main")
+    exact = unmarshal(text, rpc.SECRETS_REQUEST_PARAMS, fast=False)
+    assert exact["secrets"].items()[2999] == {"key": "K2999", "namespace": "main"}
+    assert exact["attestation"] == fast.attestation
+    # Repeated keys force the exact path; a later short array keeps the earlier elements' fields.
+    again = text[:-1] + b',"secrets":[{"key":"X"}]}'
+    assert secrets_bytes(again).secrets == (Sid(key="X", namespace="main"),)
+
+
+def secrets_bytes(text: bytes) -> rpc.SecretsRequestParams:
+    return rpc.decode_secrets_params(text)
