@@ -14,7 +14,11 @@ class _CommandGroup(Protocol):
 
 
 # Each module registers its subcommands and sets `func` (returning an exit code) on its parsers.
-_COMMAND_MODULES: tuple[str, ...] = ("workers.cli.attest", "workers.cli.gateway")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "workers.cli.attest",
+    "workers.cli.gateway",
+    "workers.cli.registry",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,132 @@
+"""The registry's KV key layout and the validation of a whole bucket into one view."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from workers.registry_view import (
+    CapabilityKey,
+    DonKey,
+    DonRecord,
+    NodeKey,
+    RegistryDataError,
+    build_view,
+    capability_key,
+    don_key,
+    node_key,
+    parse_key,
+)
+
+KV_KEY_ALPHABET = set("-/_=.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def record(**overrides: object) -> bytes:
+    fields: dict[str, object] = {"id": 1, "name": "d", "f": 1, "members": ["a", "b", "c", "d"]}
+    fields.update(overrides)
+    return msgspec.json.encode(fields)
+
+
+@pytest.mark.parametrize("cap", ["confidential-workflows@1.0.0-alpha", "vault@1.0.0", "a_b", "ü"])
+def test_capability_keys_stay_in_the_kv_alphabet_and_parse_back(cap: str) -> None:
+    """Capability ids with `@`, `.` or non-ASCII become one valid key token and decode back."""
+    key = capability_key(12, cap)
+    assert set(key) <= KV_KEY_ALPHABET
+    assert parse_key(key) == CapabilityKey(12, cap)
+
+
+def test_don_and_node_keys_parse_back() -> None:
+    """`dons.<id>` and `nodes.<address>` invert their builders."""
+    assert parse_key(don_key(4294967295)) == DonKey(4294967295)
+    assert parse_key(node_key("0xAb.c@d")) == NodeKey("0xAb.c@d")
+
+
+def test_keys_outside_the_layout_are_ignored() -> None:
+    """Another first token is left for later additions, not rejected."""
+    assert parse_key("meta.schema") is None
+    view = build_view({"meta.schema": b"whatever"}, revision=3)
+    assert view.ignored_keys == ("meta.schema",)
+
+
+@pytest.mark.parametrize(
+    ("key", "fragment"),
+    [
+        ("dons.01", "is not a decimal number"),
+        ("dons.x", "is not a decimal number"),
+        ("dons.0", "outside 1..4294967295"),
+        ("dons.4294967296", "outside 1..4294967295"),
+        ("dons.1.extra", "does not have the shape dons.<don id>"),
+        ("capabilities.1", "does not have the shape capabilities.<don id>.<capability>"),
+        ("capabilities.1.a@b", "is not encode_token form"),
+        ("nodes.a_zz", "is not encode_token form"),
+    ],
+)
+def test_malformed_keys_under_the_layout_are_problems(key: str, fragment: str) -> None:
+    """A key under a known prefix with the wrong shape makes the bucket invalid."""
+    with pytest.raises(RegistryDataError) as exc:
+        build_view({key: b"{}"}, revision=1)
+    assert any(fragment in p for p in exc.value.problems), exc.value.problems
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (record(id=2), "key 'dons.1' holds DON id 2"),
+        (record(name=""), "name is empty"),
+        (record(f=-1), "f must be >= 0"),
+        (record(f=2), "4 members cannot tolerate f=2 (need at least 7)"),
+        (record(members=["a", "a", "b", "c"]), "member addresses must be unique"),
+        (record(members=["a", "", "b", "c"]), "a member address is empty"),
+        (record(capabilities=["x", "x"]), "capability ids must be unique"),
+        (record(config_version=-1), "config_version must be >= 0"),
+        (record(f="1"), "Expected `int`, got `str` - at `$.f`"),
+        (b"{not json", "key 'dons.1': JSON is malformed"),
+    ],
+)
+def test_invalid_don_records_are_problems(value: bytes, fragment: str) -> None:
+    """Each DON record rule is enforced with a message naming the DON or key."""
+    with pytest.raises(RegistryDataError) as exc:
+        build_view({"dons.1": value}, revision=1)
+    assert any(fragment in p for p in exc.value.problems), exc.value.problems
+
+
+def test_two_dons_may_not_share_a_name() -> None:
+    """DON names identify DONs for the gateway, so they must be unique."""
+    with pytest.raises(RegistryDataError, match="DONs 1 and 2 share the name 'd'"):
+        build_view({"dons.1": record(), "dons.2": record(id=2)}, revision=1)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """An operator sees all mistakes of a bucket in one pass, not one per attempt."""
+    with pytest.raises(RegistryDataError) as exc:
+        build_view(
+            {"dons.1": record(f=5), "nodes.n": b"[]", "capabilities.1.x": b"{"},
+            revision=1,
+        )
+    assert len(exc.value.problems) == 3
+
+
+def test_unknown_fields_in_records_are_ignored() -> None:
+    """A newer writer may add fields; an older reader still builds its view."""
+    view = build_view({"dons.1": record(region="eu", future=[1])}, revision=5)
+    assert view.dons[1].members == ("a", "b", "c", "d")
+    assert view.revision == 5
+    assert view.loaded
+
+
+def test_dons_are_ordered_by_id_and_hosting_lists_ascend() -> None:
+    """The view iterates DONs by id, and each capability's hosts are ascending."""
+    entries = {
+        "dons.10": record(id=10, name="ten", capabilities=["c"]),
+        "dons.2": record(id=2, name="two", capabilities=["c", "b"]),
+    }
+    view = build_view(entries, revision=1)
+    assert list(view.dons) == [2, 10]
+    assert view.hosting["c"] == (2, 10)
+    assert view.hosting["b"] == (2,)
+
+
+def test_a_don_record_round_trips_through_its_json() -> None:
+    """The record struct decodes what it encodes, defaults included."""
+    rec = DonRecord(id=3, name="x", f=0, members=["m"])
+    assert msgspec.json.decode(msgspec.json.encode(rec), type=DonRecord) == rec
