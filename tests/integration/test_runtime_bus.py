@@ -122,3 +122,14 @@ async def test_stop_finishes_requests_already_in_flight(
     replies = await asyncio.gather(*pending)
     assert sorted(replies) == sorted(f"{i}".encode() for i in range(8))
     assert server_nc.is_closed
+
+
+async def test_connecting_to_a_server_that_is_not_there_fails_within_the_bound() -> None:
+    """The first connection is bounded in time instead of retrying forever."""
+    from workers.runtime.natsserver import free_port
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ConnectionError, match="could not connect"):
+        await connect(f"nats://127.0.0.1:{free_port()}", actor="lost", initial_timeout_s=0.5)
+    assert loop.time() - started < 3

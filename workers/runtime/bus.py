@@ -58,8 +58,13 @@ async def connect(
     user: str | None = None,
     password: str | None = None,
     connect_timeout_s: float = 5.0,
+    initial_timeout_s: float = 10.0,
 ) -> Client:
-    """Connect as one actor: named, with its own reply inbox prefix and our own callbacks."""
+    """Connect as one actor: named, with its own reply inbox prefix and our own callbacks.
+
+    Once connected it reconnects forever; the first connection, though, must succeed within
+    `initial_timeout_s` (nats-py would otherwise retry it forever), so a mistyped URL fails fast.
+    """
 
     async def on_error(exc: Exception) -> None:
         # The default error_cb prints tracebacks; permission violations deserve a loud line.
@@ -85,7 +90,12 @@ async def connect(
     if user is not None:
         options["user"] = user
         options["password"] = password or ""
-    return await nats.connect(url, **options)
+    try:
+        return await asyncio.wait_for(nats.connect(url, **options), timeout=initial_timeout_s)
+    except TimeoutError as exc:
+        raise ConnectionError(
+            f"actor {actor}: could not connect to NATS at {url} within {initial_timeout_s}s"
+        ) from exc
 
 
 async def request(
