@@ -1,0 +1,157 @@
+"""Certificate parsing and chain validation with a bounded cache of proven links.
+
+What a cached link proves is only "this exact issuer DER signed this exact child DER"; validity
+windows, CA flags and key usage are re-checked against `now` on every call from parsed values.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from workers.attestation.errors import ChainError
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCert:
+    der: bytes
+    cert: x509.Certificate
+    not_before: float
+    not_after: float
+    is_ca: bool
+    has_basic_constraints: bool
+    path_length: int | None
+    key_cert_sign: bool
+    digital_signature: bool
+    public_key: ec.EllipticCurvePublicKey | None
+    ecdsa_sha384: bool
+    subject: str
+
+
+def parse_certificate(der: bytes) -> ParsedCert:
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        not_before = cert.not_valid_before_utc.timestamp()
+        not_after = cert.not_valid_after_utc.timestamp()
+        try:
+            bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            is_ca, has_bc, path_length = bc.ca, True, bc.path_length
+        except x509.ExtensionNotFound:
+            is_ca, has_bc, path_length = False, False, None
+        try:
+            ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+            cert_sign, digital_signature = ku.key_cert_sign, ku.digital_signature
+        except x509.ExtensionNotFound:
+            cert_sign, digital_signature = False, False
+        key = cert.public_key()
+        public_key = key if isinstance(key, ec.EllipticCurvePublicKey) else None
+        sig_oid = cert.signature_algorithm_oid
+        subject = cert.subject.rfc4514_string()
+    except (ValueError, TypeError) as exc:
+        raise ChainError("bad_certificate", f"certificate does not parse: {exc}") from exc
+    return ParsedCert(
+        der=der,
+        cert=cert,
+        not_before=not_before,
+        not_after=not_after,
+        is_ca=is_ca,
+        has_basic_constraints=has_bc,
+        path_length=path_length,
+        key_cert_sign=cert_sign,
+        digital_signature=digital_signature,
+        public_key=public_key,
+        ecdsa_sha384=sig_oid == x509.SignatureAlgorithmOID.ECDSA_WITH_SHA384,
+        subject=subject,
+    )
+
+
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[object, object] = OrderedDict()
+
+    def get(self, key: object) -> object | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: object, value: object) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+class ChainValidator:
+    """Validate leaf -> cabundle[N-1] .. cabundle[1] -> pinned root (cabundle[0])."""
+
+    def __init__(self, roots: tuple[bytes, ...], *, cache: bool, cache_size: int) -> None:
+        self._roots = frozenset(roots)
+        self._cache = cache
+        self._parsed = _Lru(cache_size)
+        self._links = _Lru(cache_size)
+
+    def parsed(self, der: bytes) -> ParsedCert:
+        if self._cache:
+            hit = self._parsed.get(der)
+            if hit is not None:
+                return hit  # type: ignore[return-value]
+        parsed = parse_certificate(der)
+        if self._cache:
+            self._parsed.put(der, parsed)
+        return parsed
+
+    def _link(self, child: ParsedCert, issuer: ParsedCert) -> None:
+        key = (child.der, issuer.der)
+        if self._cache and self._links.get(key) is not None:
+            return
+        try:
+            child.cert.verify_directly_issued_by(issuer.cert)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise ChainError(
+                "chain_invalid", f"{child.subject} is not validly signed by {issuer.subject}: {exc}"
+            ) from exc
+        if self._cache:
+            self._links.put(key, True)
+
+    def validate(self, leaf_der: bytes, cabundle: tuple[bytes, ...], now: float) -> ParsedCert:
+        """Return the parsed leaf once the whole chain is proven at `now`."""
+        if cabundle[0] not in self._roots:
+            raise ChainError("untrusted_root", "cabundle[0] is not a trusted root certificate")
+        # Root first in the bundle; the path runs the other way.
+        path = [self.parsed(leaf_der)] + [self.parsed(der) for der in reversed(cabundle)]
+        for depth, cert in enumerate(path):
+            if not cert.not_before <= now <= cert.not_after:
+                raise ChainError(
+                    "cert_expired",
+                    f"certificate {cert.subject} is not valid at {now:.0f} "
+                    f"(valid {cert.not_before:.0f} to {cert.not_after:.0f})",
+                )
+            if depth == 0:
+                continue
+            if not cert.is_ca:
+                raise ChainError("chain_invalid", f"{cert.subject} is not a CA certificate")
+            if not cert.key_cert_sign:
+                raise ChainError("chain_invalid", f"{cert.subject} may not sign certificates")
+            # CA certs between this one and the leaf; the root's own count does not matter.
+            below = depth - 1
+            if cert.path_length is not None and below > cert.path_length:
+                raise ChainError("chain_invalid", f"{cert.subject} path length exceeded")
+        leaf = path[0]
+        if leaf.is_ca:
+            raise ChainError("chain_invalid", "the leaf certificate is a CA")
+        if not leaf.digital_signature:
+            raise ChainError("chain_invalid", "the leaf certificate may not sign (keyUsage)")
+        if leaf.public_key is None:
+            raise ChainError("bad_leaf_key", "leaf certificate's public key is not ECDSA")
+        if not leaf.ecdsa_sha384:
+            raise ChainError("bad_leaf_key", "leaf certificate is not signed with ECDSA-SHA384")
+        for child, issuer in itertools.pairwise(path):
+            self._link(child, issuer)
+        return leaf
