@@ -1,0 +1,119 @@
+"""`relay attest verify|inspect|hash` through the real command line entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workers.cli import main
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "nitro"
+BASE = VECTORS / "base_2024-11-30.bin"
+BASE_META = json.loads((VECTORS / "base_2024-11-30.json").read_text())
+AT = str(BASE_META["verify_at_unix_s"])
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_verify_accepts_a_real_document_at_its_time(capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 0 and a JSON verdict with the module id and PCRs."""
+    code, out, _ = run(capsys, "attest", "verify", str(BASE), "--at", AT)
+    assert code == 0
+    verdict = json.loads(out)
+    assert verdict["valid"] is True
+    assert verdict["module_id"] == BASE_META["module_id"]
+    assert verdict["pcrs"]["0"] == BASE_META["pcr0"]
+
+
+def test_verify_rejects_an_expired_document_now(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --at the real clock is used: a 2024 document is rejected with exit 1."""
+    code, out, _ = run(capsys, "attest", "verify", str(BASE))
+    assert code == 1
+    assert json.loads(out)["reason"] == "cert_expired"
+
+
+def test_verify_checks_pcrs_and_user_data(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Matching PCRs pass; a user_data the document does not carry is rejected."""
+    pcrs = tmp_path / "pcrs.json"
+    pcrs.write_text(json.dumps([{k: BASE_META[k] for k in ("pcr0", "pcr1", "pcr2")}]))
+    code, out, _ = run(capsys, "attest", "verify", str(BASE), "--at", AT, "--pcrs", str(pcrs))
+    assert code == 0
+    assert json.loads(out)["matched_pcrs"]["pcr0"] == BASE_META["pcr0"]
+    code, out, _ = run(capsys, "attest", "verify", str(BASE), "--at", AT, "--user-data", "00" * 32)
+    assert code == 1
+    assert json.loads(out)["reason"] == "user_data_mismatch"
+
+
+def test_verify_takes_an_explicit_development_root(capsys: pytest.CaptureFixture[str]) -> None:
+    """The marlin mock document verifies with --root and its own root certificate."""
+    code, out, _ = run(
+        capsys,
+        "attest",
+        "verify",
+        str(VECTORS / "NEG_marlin_custom_root_2024-12-13.bin"),
+        "--at",
+        "1734080745",
+        "--root",
+        str(VECTORS / "NEG_marlin_custom_root.crt.der"),
+    )
+    assert code == 0, out
+    assert json.loads(out)["root"] == "development"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["attest", "verify", "/nonexistent.bin"],
+        ["attest", "verify", str(BASE), "--user-data", "zz"],
+        ["attest", "verify", str(BASE), "--root", str(BASE)],
+        ["attest", "verify", str(BASE), "--at", "yesterday"],
+        ["attest", "verify"],
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Unreadable files, bad hex, a non-certificate root and bad numbers are usage errors."""
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.strip()
+
+
+def test_inspect_prints_the_decoded_document(capsys: pytest.CaptureFixture[str]) -> None:
+    """inspect shows the fields without verifying; a corrupt document exits 1."""
+    code, out, _ = run(capsys, "attest", "inspect", str(BASE))
+    assert code == 0
+    assert json.loads(out)["module_id"] == BASE_META["module_id"]
+    code, out, _ = run(
+        capsys, "attest", "inspect", str(VECTORS / "NEG_base_2026-01-03_corrupt_unrepaired.bin")
+    )
+    assert code == 1
+    assert json.loads(out)["reason"] == "malformed_cbor"
+
+
+def test_hash_prints_the_binding_of_params(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The PROTOCOL 8.5 secrets vector: v1 hash e4b66528… of the 244-byte JSON."""
+    params = tmp_path / "params.json"
+    params.write_text(
+        '{"workflow_id":"wf-secrets-1","owner":"0xab5801a7d398351b8be11c439e05c5b3259aec9b",'
+        '"execution_id":"0000000000000000000000000000000000000000000000000000000000000001",'
+        '"secrets":[{"key":"API_KEY","namespace":"main"}],"enclave_public_key":"aabbcc"}'
+    )
+    code, out, _ = run(
+        capsys, "attest", "hash", "--method", "confidential.secrets.get", "--params", str(params)
+    )
+    assert code == 0
+    assert out.strip() == "e4b66528cfe9daf0c6cecc5f1c41e6a2710c6775967b9b4c1e8cf864cdc4c321"
