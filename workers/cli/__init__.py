@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 
 class _CommandGroup(Protocol):
@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.attest",
     "workers.cli.gateway",
     "workers.cli.registry",
+    "workers.cli.node",
 )
 
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
-        module: _CommandGroup = importlib.import_module(name)  # type: ignore[assignment]
+        module = cast(_CommandGroup, importlib.import_module(name))
         module.register(sub)
     return parser
 

@@ -1,0 +1,212 @@
+"""`relay up` and `relay worker <actor>`: run a relay node, all-in-one or one actor per process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from workers.node import NODE_ACTORS, start_actor
+from workers.runtime.settings import NodeSettings
+
+log = logging.getLogger("relay.up")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings(args: argparse.Namespace) -> NodeSettings:
+    return NodeSettings.from_env(
+        don=args.don,
+        node=args.node,
+        nats_url=args.nats,
+        dev_root_pem=Path(args.dev_root) if args.dev_root else None,
+        metrics_port=getattr(args, "metrics_port", None),
+    )
+
+
+def _add_node_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nats", help="NATS URL (default: $RELAY_NATS_URL or nats://127.0.0.1:4222)"
+    )
+    parser.add_argument("--don", help="relay DON name (default: $RELAY_DON or relay-don)")
+    parser.add_argument("--node", help="this node's address (default: $RELAY_NODE or node-0)")
+    parser.add_argument(
+        "--dev-root",
+        help="PEM of a NON-AWS attestation root, for development only (loudly logged)",
+    )
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    actor = await start_actor(args.actor, settings)
+    print(f"relay worker {args.actor} ready on {settings.don}/{settings.node}", flush=True)
+    await _until_signalled()
+    # SIGTERM drains: stop intake, finish what is in flight, then close.
+    await actor.service.stop()
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "INFO"))
+    try:
+        return asyncio.run(_worker(args))
+    except Exception as exc:  # a clear line, not a traceback, for an operator
+        print(f"relay worker {args.actor}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "workers.cli",
+        "worker",
+        actor,
+        "--nats",
+        settings.nats_url,
+        "--don",
+        settings.don,
+        "--node",
+        settings.node,
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+
+
+def _wait_ready(procs: dict[str, subprocess.Popen[str]], timeout_s: float) -> None:
+    """Each worker prints one `ready` line once it serves; anything else is a failed start."""
+    import selectors
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    waiting = dict(procs)
+    with selectors.DefaultSelector() as sel:
+        for name, proc in waiting.items():
+            assert proc.stdout is not None
+            sel.register(proc.stdout, selectors.EVENT_READ, name)
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(
+                    f"actors not ready in {timeout_s}s: {', '.join(sorted(waiting))}"
+                )
+            for key, _ in sel.select(timeout=remaining):
+                name = key.data
+                line = key.fileobj.readline()  # type: ignore[union-attr]
+                if not line:
+                    code = waiting[name].wait()
+                    raise RuntimeError(f"actor {name} exited during start (code {code})")
+                if "ready" in line:
+                    sel.unregister(key.fileobj)
+                    waiting.pop(name)
+
+
+def _stop_processes(procs: dict[str, subprocess.Popen[str]], grace_s: float = 15.0) -> None:
+    # Ingress first: stop intake, then the stages it depends on.
+    order = sorted(procs, key=lambda name: 0 if name == "ingress" else 1)
+    for name in order:
+        proc = procs[name]
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+        if name == "ingress":
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace_s)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = sub.add_parser("worker", help="run one actor of a relay node in this process")
+    worker.add_argument("actor", choices=sorted(NODE_ACTORS))
+    _add_node_options(worker)
+    worker.set_defaults(func=_cmd_worker)
+    register_up(sub)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "WARNING"))
+    from workers.node import embedded_server, seed_registry
+
+    server = None
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        settings = _settings(args)
+        if args.nats is None and not os.environ.get("RELAY_NATS_URL"):
+            server = embedded_server()
+            server.start_sync()
+            settings = NodeSettings.from_env(
+                don=settings.don,
+                node=settings.node,
+                nats_url=server.url,
+                dev_root_pem=settings.dev_root_pem,
+            )
+            print(f"embedded nats-server {server.url} (pid {server.pid}, JetStream in a temp dir)")
+        if args.seed:
+            asyncio.run(seed_registry(settings.nats_url, Path(args.seed)))
+            print(f"registry seeded from {args.seed}")
+        extra = ["--dev-root", str(settings.dev_root_pem)] if settings.dev_root_pem else []
+        for actor in args.actors:
+            procs[actor] = _spawn_worker(actor, settings, extra)
+        _wait_ready(procs, timeout_s=30)
+        from schemas import subjects
+
+        print(f"relay node {settings.don}/{settings.node} ready:")
+        print(f"  JSON-RPC  {subjects.rpc(settings.don, settings.node)}")
+        print(f"  actors    {', '.join(f'{a} (pid {p.pid})' for a, p in procs.items())}")
+        print("Ctrl-C (SIGINT) or SIGTERM drains and stops everything.", flush=True)
+        if args.once:
+            return 0
+        asyncio.run(_until_signalled())
+        return 0
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"relay up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _stop_processes(procs)
+        if server is not None:
+            server.cleanup()
+
+
+def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser(
+        "up", help="run one relay node: every actor, on an embedded nats-server unless --nats"
+    )
+    _add_node_options(up)
+    up.add_argument(
+        "--seed",
+        default=str(REPO_ROOT / "deploy" / "registry.example.json"),
+        help="registry seed file loaded at start ('' to skip)",
+    )
+    up.add_argument(
+        "--actors",
+        nargs="+",
+        default=list(NODE_ACTORS),
+        choices=sorted(NODE_ACTORS),
+        help="which actors to run (default: all)",
+    )
+    up.add_argument(
+        "--once", action="store_true", help="start, report ready, then stop (smoke test)"
+    )
+    up.set_defaults(func=_cmd_up)

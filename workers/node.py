@@ -1,0 +1,127 @@
+"""One relay node: its actors, each on its own NATS connection, in one process or one per process.
+
+`ACTORS` names every actor `relay worker <actor>` can run. `start_actor` connects one actor as its
+own NATS user and starts it; `NodeProcess` runs the actors of one node in the current event loop
+(tests, the demo, `relay up --in-process`); `relay up` runs each actor as its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.client import Client
+
+from workers.runtime.bus import Service, connect
+from workers.runtime.credentials import credentials_for
+from workers.runtime.natsserver import NatsServer
+from workers.runtime.settings import NodeSettings
+from workers.runtime.telemetry import RelayMetrics
+
+log = logging.getLogger("relay.node")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+Runner = Callable[[Client, NodeSettings, RelayMetrics | None], Awaitable[Service]]
+
+
+async def _ingress(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None) -> Service:
+    from workers import ingress
+
+    return await ingress.run(nc, settings, metrics)
+
+
+async def _verifier(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None) -> Service:
+    from workers import verifier
+
+    return await verifier.run(nc, settings)
+
+
+async def _registry(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None) -> Service:
+    from workers import registry
+
+    return await registry.run(nc, settings)
+
+
+NODE_ACTORS: dict[str, Runner] = {
+    "registry": _registry,
+    "verifier": _verifier,
+    "ingress": _ingress,
+}
+
+
+@dataclass
+class RunningActor:
+    name: str
+    nc: Client
+    service: Service
+
+
+@dataclass
+class NodeProcess:
+    """Some or all actors of one node, running in this event loop."""
+
+    settings: NodeSettings
+    actors: Sequence[str] = tuple(NODE_ACTORS)
+    metrics: RelayMetrics | None = None
+    running: list[RunningActor] = field(default_factory=list)
+
+    async def start(self) -> None:
+        try:
+            for name in self.actors:
+                self.running.append(await start_actor(name, self.settings, self.metrics))
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        # Ingress first, so nothing new enters while the stages behind it finish their work.
+        for actor in reversed(self.running):
+            if actor.name == "ingress":
+                await actor.service.stop()
+        for actor in reversed(self.running):
+            if actor.name != "ingress":
+                await actor.service.stop()
+        self.running.clear()
+
+
+async def start_actor(
+    name: str, settings: NodeSettings, metrics: RelayMetrics | None = None
+) -> RunningActor:
+    runner = NODE_ACTORS.get(name)
+    if runner is None:
+        raise ValueError(f"unknown actor {name!r}; choose from {', '.join(sorted(NODE_ACTORS))}")
+    user, password = credentials_for(name)
+    nc = await connect(settings.nats_url, actor=name, user=user, password=password)
+    try:
+        service = await runner(nc, settings, metrics)
+    except BaseException:
+        await nc.close()
+        raise
+    log.info("actor %s of %s/%s started", name, settings.don, settings.node)
+    return RunningActor(name=name, nc=nc, service=service)
+
+
+async def wait_forever() -> None:
+    await asyncio.Event().wait()
+
+
+def embedded_server() -> NatsServer:
+    """The local nats-server `relay up` and the demo use: the repo's nats.conf when present."""
+    config = REPO_ROOT / "nats.conf"
+    return NatsServer(config_file=config if config.is_file() else None, jetstream=True)
+
+
+async def seed_registry(url: str, seed_file: Path) -> None:
+    """Write a seed file into the registry bucket, as `relay registry load` does."""
+    from workers.registry_store import load_seed_file
+
+    user, password = credentials_for("registry-admin")
+    nc = await connect(url, actor="registry-admin", user=user, password=password)
+    try:
+        await load_seed_file(nc, seed_file)
+    finally:
+        await nc.close()
