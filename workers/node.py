@@ -46,11 +46,48 @@ async def _registry(nc: Client, settings: NodeSettings, metrics: RelayMetrics | 
     return await registry.run(nc, settings)
 
 
+async def _dispatch_secrets(
+    nc: Client, settings: NodeSettings, metrics: RelayMetrics | None
+) -> Service:
+    from workers import dispatch_secrets
+
+    return await dispatch_secrets.run(nc, settings)
+
+
+async def _dispatch_capability(
+    nc: Client, settings: NodeSettings, metrics: RelayMetrics | None
+) -> Service:
+    from workers import dispatch_capability
+
+    return await dispatch_capability.run(nc, settings)
+
+
+async def _vault(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None) -> Service:
+    from workers import vault_ref
+
+    secrets = settings.extra.get("vault_secrets")
+    return await vault_ref.run(nc, Path(secrets)) if secrets else await vault_ref.run(nc)
+
+
+async def _echo(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None) -> Service:
+    from workers import echo_ref
+
+    return await echo_ref.run(nc)
+
+
 NODE_ACTORS: dict[str, Runner] = {
     "registry": _registry,
     "verifier": _verifier,
+    "dispatch-secrets": _dispatch_secrets,
+    "dispatch-capability": _dispatch_capability,
     "ingress": _ingress,
 }
+"""The actors of one relay node, in start order (ingress last: it needs the others)."""
+
+REFERENCE_ACTORS: dict[str, Runner] = {"vault": _vault, "echo": _echo}
+"""Reference DON workers for demos and tests; they serve every node (cap.v1 subjects)."""
+
+ALL_ACTORS: dict[str, Runner] = {**NODE_ACTORS, **REFERENCE_ACTORS}
 
 
 @dataclass
@@ -91,9 +128,9 @@ class NodeProcess:
 async def start_actor(
     name: str, settings: NodeSettings, metrics: RelayMetrics | None = None
 ) -> RunningActor:
-    runner = NODE_ACTORS.get(name)
+    runner = ALL_ACTORS.get(name)
     if runner is None:
-        raise ValueError(f"unknown actor {name!r}; choose from {', '.join(sorted(NODE_ACTORS))}")
+        raise ValueError(f"unknown actor {name!r}; choose from {', '.join(sorted(ALL_ACTORS))}")
     user, password = credentials_for(name)
     nc = await connect(settings.nats_url, actor=name, user=user, password=password)
     try:

@@ -80,7 +80,9 @@ async def node(
     await load_entries(nc, seed_entries_for(seed_with_measurements([chain.trusted_values_json()])))
     dispatch_nc = await connect(nats_server.url, actor="dispatch-fake")
     dispatch = await fake_dispatch(dispatch_nc)
-    proc = NodeProcess(settings(nats_server.url, root_pem))
+    proc = NodeProcess(
+        settings(nats_server.url, root_pem), actors=("registry", "verifier", "ingress")
+    )
     await proc.start()
     try:
         yield proc

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workers.node import NODE_ACTORS, start_actor
+from workers.node import ALL_ACTORS, start_actor
 from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.up")
@@ -139,7 +139,7 @@ def _stop_processes(procs: dict[str, subprocess.Popen[str]], grace_s: float = 15
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = sub.add_parser("worker", help="run one actor of a relay node in this process")
-    worker.add_argument("actor", choices=sorted(NODE_ACTORS))
+    worker.add_argument("actor", choices=sorted(ALL_ACTORS))
     _add_node_options(worker)
     worker.set_defaults(func=_cmd_worker)
     register_up(sub)
@@ -202,8 +202,8 @@ def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument(
         "--actors",
         nargs="+",
-        default=list(NODE_ACTORS),
-        choices=sorted(NODE_ACTORS),
+        default=list(ALL_ACTORS),
+        choices=sorted(ALL_ACTORS),
         help="which actors to run (default: all)",
     )
     up.add_argument(

@@ -1,0 +1,256 @@
+"""Dispatch translation, deduplication, the reference crypto and the committed generated files."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from google.protobuf import any_pb2
+
+from schemas import bus, capability, rpc
+from schemas.proto.gen import sdk_pb2, values_pb2, vault_pb2
+from workers import dispatch_secrets, enclave_crypto
+from workers.dedupe import Deduplicator, logical_key
+from workers.dispatch_capability import response_payload
+
+KEY = "aabbcc"
+
+
+def vault_response(*secrets: vault_pb2.SecretResponse) -> vault_pb2.GetSecretsResponse:
+    return vault_pb2.GetSecretsResponse(responses=list(secrets))
+
+
+def secret(key: str = "API_KEY", **data: object) -> vault_pb2.SecretResponse:
+    return vault_pb2.SecretResponse(
+        id=vault_pb2.SecretIdentifier(key=key, namespace="main", owner="0xAb"),
+        data=vault_pb2.SecretData(**data),  # type: ignore[arg-type]
+    )
+
+
+def test_hex_shares_for_the_enclave_key_become_base64_in_vault_order() -> None:
+    """translateVaultResponse: hex -> base64, first matching share group, vault order kept."""
+    shares = [
+        vault_pb2.EncryptedShares(encryption_key="other", shares=["00"]),
+        vault_pb2.EncryptedShares(encryption_key=KEY, shares=[b"share-1".hex()]),
+        vault_pb2.EncryptedShares(encryption_key=KEY, shares=["ff"]),
+    ]
+    result = dispatch_secrets.translate_vault_response(
+        vault_response(
+            secret(
+                "B",
+                encrypted_value=b"encrypted-value".hex(),
+                encrypted_decryption_key_shares=shares,
+            ),
+            secret("A", encrypted_value="00", encrypted_decryption_key_shares=shares),
+        ),
+        KEY,
+    )
+    assert isinstance(result, rpc.SecretsResponseResult)
+    assert result.secrets is not None
+    assert [s.id.key for s in result.secrets] == ["B", "A"]
+    assert result.secrets[0].ciphertext == base64.b64encode(b"encrypted-value").decode()
+    assert result.secrets[0].encrypted_shares == (base64.b64encode(b"share-1").decode(),)
+
+
+def test_binary_shares_are_preferred_over_hex() -> None:
+    """A share group with binary_shares gives base64 of the raw bytes."""
+    group = vault_pb2.EncryptedShares(
+        encryption_key=KEY, shares=["00"], binary_shares=[b"\x01\x02"]
+    )
+    result = dispatch_secrets.translate_vault_response(
+        vault_response(secret(encrypted_value="00", encrypted_decryption_key_shares=[group])), KEY
+    )
+    assert isinstance(result, rpc.SecretsResponseResult)
+    assert result.secrets is not None
+    assert result.secrets[0].encrypted_shares == ("AQI=",)
+
+
+def test_no_responses_encode_as_null_secrets() -> None:
+    """An empty vault answer is Go's nil slice: {"secrets":null}."""
+    result = dispatch_secrets.translate_vault_response(vault_response(), KEY)
+    assert isinstance(result, rpc.SecretsResponseResult)
+    assert rpc.encode_secrets_result(result) == b'{"secrets":null}'
+
+
+@pytest.mark.parametrize(
+    ("response", "detail"),
+    [
+        (
+            vault_pb2.SecretResponse(
+                id=vault_pb2.SecretIdentifier(key="K", namespace="n"), error="boom"
+            ),
+            "vault error for secret n/K: boom",
+        ),
+        (
+            vault_pb2.SecretResponse(id=vault_pb2.SecretIdentifier(key="K", namespace="n")),
+            "vault returned no data for secret n/K",
+        ),
+        (
+            secret("K", encrypted_value="zz"),
+            "failed to decode encrypted value for K: encoding/hex: invalid byte",
+        ),
+        (
+            secret("K", encrypted_value="0", encrypted_decryption_key_shares=[]),
+            "failed to decode encrypted value for K: encoding/hex: odd length hex string",
+        ),
+        (
+            secret(
+                "K",
+                encrypted_value="00",
+                encrypted_decryption_key_shares=[
+                    vault_pb2.EncryptedShares(encryption_key=KEY, shares=["x"])
+                ],
+            ),
+            "failed to decode share: ",
+        ),
+        (
+            secret(
+                "K",
+                encrypted_value="00",
+                encrypted_decryption_key_shares=[
+                    vault_pb2.EncryptedShares(encryption_key="nope", shares=["00"])
+                ],
+            ),
+            "no shares found for enclave key in secret main/K",
+        ),
+    ],
+)
+def test_every_vault_failure_is_an_internal_error_with_upstreams_detail(
+    response: vault_pb2.SecretResponse, detail: str
+) -> None:
+    """Each row of the PROTOCOL 2.5 table, step 10."""
+    result = dispatch_secrets.translate_vault_response(vault_response(response), KEY)
+    assert isinstance(result, bus.StageError)
+    assert result.code == -32603
+    assert result.detail.startswith(detail)
+
+
+def test_the_vault_request_keeps_order_normalises_the_owner_and_defaults_the_namespace() -> None:
+    """EIP-55 owner in each id and at the top, `main` for an empty namespace, no dedupe."""
+    params = rpc.SecretsRequestParams(
+        owner="0xab5801a7d398351b8be11c439e05c5b3259aec9b",
+        org_id="org-123",
+        secrets=(
+            rpc.SecretIdentifier(key="B"),
+            rpc.SecretIdentifier(key="A", namespace="x"),
+            rpc.SecretIdentifier(key="B"),
+        ),
+        enclave_public_key=KEY,
+    )
+    normal = "0xAb5801a7D398351b8bE11C439e05C5B3259aeC9B"
+    request = dispatch_secrets.build_vault_request(params, normal)
+    assert [(r.id.key, r.id.namespace, r.id.owner) for r in request.requests] == [
+        ("B", "main", normal),
+        ("A", "x", normal),
+        ("B", "main", normal),
+    ]
+    assert all(list(r.encryption_keys) == [KEY] for r in request.requests)
+    assert (request.workflow_owner, request.org_id) == (normal, "org-123")
+
+
+def test_capability_responses_serialise_identically_every_time() -> None:
+    """An 8-key nested values map gives byte-identical results 50 times (deterministic marshal)."""
+    value = values_pb2.Value()
+    for i in range(8):
+        field = value.map_value.fields[f"k{7 - i}"]
+        if i % 2:
+            field.map_value.fields["nested"].string_value = "x"
+        else:
+            field.list_value.fields.add().int64_value = i
+    packed = any_pb2.Any()
+    packed.Pack(value)
+    outcome = capability.CapabilityOutcome(payload=packed.SerializeToString())
+    first = response_payload(outcome)
+    assert all(response_payload(outcome) == first for _ in range(50))
+    decoded = sdk_pb2.CapabilityResponse.FromString(base64.b64decode(first))
+    assert decoded.payload.type_url.endswith("values.v1.Value")
+
+
+def test_an_empty_capability_answer_is_an_empty_payload() -> None:
+    """No payload: an empty CapabilityResponse, "" in base64, omitted from the result."""
+    assert response_payload(capability.CapabilityOutcome()) == ""
+    assert rpc.encode_capability_result(rpc.CapabilityResponseResult()) == b"{}"
+
+
+async def test_one_logical_call_runs_once_however_it_is_retried() -> None:
+    """Concurrent duplicates wait for the first run; later retries get its stored outcome."""
+    dedupe: Deduplicator[str] = Deduplicator(ttl_s=60)
+    runs = 0
+
+    async def work() -> str:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.05)
+        return f"outcome-{runs}"
+
+    key = logical_key("wf", "ex", "ref", "cap@1")
+    results = await asyncio.gather(*(dedupe.run(key, work) for _ in range(5)))
+    results.append(await dedupe.run(key, work))
+    assert results == ["outcome-1"] * 6
+    assert runs == 1
+
+
+async def test_a_deduplicated_outcome_expires_after_its_ttl() -> None:
+    """After the TTL the same key runs again (bounded memory)."""
+    now = [0.0]
+    dedupe: Deduplicator[int] = Deduplicator(ttl_s=10, clock=lambda: now[0])
+    counter = iter(range(100))
+
+    async def work() -> int:
+        return next(counter)
+
+    assert await dedupe.run("k", work) == 0
+    now[0] = 5
+    assert await dedupe.run("k", work) == 0
+    now[0] = 20
+    assert await dedupe.run("k", work) == 1
+
+
+def test_keys_with_slashes_cannot_collide() -> None:
+    """Parts are length-prefixed: ('a/b','c') and ('a','b/c') differ."""
+    assert logical_key("a/b", "c", "r", "x") != logical_key("a", "b/c", "r", "x")
+
+
+def test_shares_open_only_with_the_enclave_key() -> None:
+    """The reference scheme: the right key recovers the secret; another key cannot."""
+    enclave = X25519PrivateKey.generate()
+    public = bytes.fromhex(enclave_crypto.public_hex(enclave))
+    ciphertext, shares = enclave_crypto.encrypt_secret(
+        b"value", seed=b"s" * 32, secret_id=b"id", enclave_pub=public, reference=b"r"
+    )
+    assert enclave_crypto.decrypt_secret(ciphertext, shares, enclave) == b"value"
+    with pytest.raises(enclave_crypto.DecryptionError):
+        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate())
+    with pytest.raises(enclave_crypto.DecryptionError):
+        enclave_crypto.decrypt_secret(ciphertext, shares[:-1], enclave)
+
+
+def test_the_vault_is_deterministic_per_request_so_honest_relays_agree() -> None:
+    """Two relay nodes asking the same request get identical bytes."""
+    public = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
+    args = {"seed": b"s" * 32, "secret_id": b"id", "enclave_pub": public, "reference": b"req-1"}
+    assert enclave_crypto.encrypt_secret(b"v", **args) == enclave_crypto.encrypt_secret(
+        b"v", **args
+    )
+
+
+def test_committed_generated_protobuf_modules_are_up_to_date(tmp_path: Path) -> None:
+    """Regenerating from the .proto files gives exactly the committed schemas/proto/gen."""
+    from schemas.proto import build
+
+    build.generate(tmp_path)
+    committed = Path(build.__file__).parent / "gen"
+    for fresh in tmp_path.glob("*_pb2.py*"):
+        assert fresh.read_text() == (committed / fresh.name).read_text(), fresh.name
+
+
+def test_committed_json_schemas_match_a_fresh_export() -> None:
+    """schemas/jsonschema holds exactly what schemas.capability exports now."""
+    for name, content in capability.json_schemas().items():
+        assert (capability.SCHEMA_DIR / name).read_bytes() == content, name
+    call = json.loads(capability.json_schemas()["capability-call.v1.json"])
+    assert "CapabilityCall" in json.dumps(call)

@@ -1,0 +1,73 @@
+"""Capability execution is not idempotent: one logical call runs once (PROTOCOL 7.9).
+
+A call's logical key is (workflow_id, execution_id, reference_id, capability_id). While the
+first execution runs, duplicates wait for its outcome; after it finishes, its outcome is served
+to retries for `ttl_s` (10 minutes by default, like upstream's response cache). Each part of the
+key is length-prefixed, so a `/` inside a part cannot make two different calls collide (upstream
+joins them with `/` unescaped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def logical_key(workflow_id: str, execution_id: str, reference_id: str, capability_id: str) -> str:
+    parts = (workflow_id, execution_id, reference_id, capability_id)
+    return "call-capability/" + "/".join(f"{len(p)}:{p}" for p in parts)
+
+
+class Deduplicator(Generic[T]):
+    """Run `work` once per key; concurrent and later duplicates get the same outcome."""
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 600.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._done: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._running: dict[str, asyncio.Future[T]] = {}
+        self.executions = 0
+
+    def _expire(self, now: float) -> None:
+        while self._done:
+            key, (stored_at, _) = next(iter(self._done.items()))
+            if now - stored_at <= self._ttl_s and len(self._done) <= self._max:
+                break
+            self._done.pop(key)
+
+    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        now = self._clock()
+        self._expire(now)
+        hit = self._done.get(key)
+        if hit is not None:
+            return hit[1]
+        running = self._running.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._running[key] = future
+        try:
+            self.executions += 1
+            outcome = await work()
+        except BaseException as exc:
+            # Nothing to remember: a retry may try again (the call may not have happened).
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            self._running.pop(key, None)
+        future.set_result(outcome)
+        self._done[key] = (self._clock(), outcome)
+        return outcome

@@ -1,0 +1,111 @@
+"""What both dispatch actors share: the registry and capability clients, Go hex, error helpers."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from nats.aio.client import Client
+
+from schemas import bus, capability, rpc, subjects
+from workers.runtime.bus import StageTimeout, StageUnavailable, request
+from workers.runtime.settings import NodeSettings
+
+INTERNAL = rpc.ErrInternal
+
+
+def internal(detail: str) -> bus.StageError:
+    """-32603: the ingress puts only "internal error" on the wire; the detail is logged."""
+    return bus.StageError(code=INTERNAL, message=detail, detail=detail)
+
+
+def invalid_params(message: str) -> bus.StageError:
+    return bus.StageError(code=rpc.ErrInvalidParams, message=message, detail=message)
+
+
+def go_hex_decode(text: str) -> bytes:
+    """encoding/hex.DecodeString: either case, odd length rejected, Go's error texts."""
+    for i, ch in enumerate(text):
+        if ch not in "0123456789abcdefABCDEF":
+            raise ValueError(f"encoding/hex: invalid byte: U+{ord(ch):04X} {ch!r}")
+        del i
+    if len(text) % 2:
+        raise ValueError("encoding/hex: odd length hex string")
+    return bytes.fromhex(text)
+
+
+class Registry(Protocol):
+    """The registry lookups dispatch needs (GetExecutable and LocalNode)."""
+
+    async def capability(self, capability_id: str, deadline: float) -> bus.RegistryReply: ...
+
+    async def local_node(self, deadline: float) -> bus.RegistryReply: ...
+
+
+class Capabilities(Protocol):
+    """Capability execution; raises CapabilityUnreachable when the DON cannot be reached."""
+
+    async def execute(
+        self, call: capability.CapabilityCall, deadline: float
+    ) -> capability.CapabilityOutcome: ...
+
+
+class CapabilityUnreachable(Exception):
+    """The capability's subject had no responder, or did not answer in time.
+
+    `maybe_executed` is False only when NATS said nobody listens: then the call surely did not
+    run and may be retried; after a timeout it may have run.
+    """
+
+    def __init__(self, message: str, *, maybe_executed: bool) -> None:
+        super().__init__(message)
+        self.maybe_executed = maybe_executed
+
+
+class NatsRegistry:
+    def __init__(self, nc: Client, settings: NodeSettings) -> None:
+        self._nc = nc
+        self._settings = settings
+
+    async def _ask(
+        self, verb: str, message: bus.RegistryRequest, deadline: float
+    ) -> bus.RegistryReply:
+        subject = subjects.registry(self._settings.don, self._settings.node, verb)
+        timeout = min(self._settings.stage_attempt_timeout_s, deadline - time.monotonic())
+        try:
+            data = await request(self._nc, subject, bus.ENCODER.encode(message), timeout_s=timeout)
+        except (StageTimeout, StageUnavailable) as exc:
+            return internal(f"registry unreachable: {exc}")
+        reply: bus.RegistryReply = bus.REGISTRY_REPLY_DECODER.decode(data)
+        return reply
+
+    async def capability(self, capability_id: str, deadline: float) -> bus.RegistryReply:
+        return await self._ask(
+            "capability", bus.CapabilityRequest(capability_id=capability_id), deadline
+        )
+
+    async def local_node(self, deadline: float) -> bus.RegistryReply:
+        return await self._ask("local-node", bus.LocalNodeRequest(), deadline)
+
+
+class NatsCapabilities:
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+
+    async def execute(
+        self, call: capability.CapabilityCall, deadline: float
+    ) -> capability.CapabilityOutcome:
+        subject = subjects.capability(call.capability_id, call.method)
+        try:
+            data = await request(
+                self._nc,
+                subject,
+                capability.ENCODER.encode(call),
+                timeout_s=deadline - time.monotonic(),
+            )
+        except StageUnavailable as exc:
+            raise CapabilityUnreachable(str(exc), maybe_executed=False) from exc
+        except StageTimeout as exc:
+            raise CapabilityUnreachable(str(exc), maybe_executed=True) from exc
+        outcome: capability.CapabilityOutcome = capability.OUTCOME_DECODER.decode(data)
+        return outcome

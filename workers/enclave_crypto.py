@@ -1,0 +1,114 @@
+"""The reference share-encryption scheme between the reference vault and an enclave (X25519).
+
+Not upstream's TDH2: a small, documented stand-in with the same shape (a ciphertext plus key
+shares encrypted to the enclave's key), so the demo can show that a secret only opens with the
+attested enclave's private key.
+
+- The enclave holds an X25519 key pair; `enclave_public_key` is the hex of its 32-byte public key.
+- Per secret the vault has a 32-byte data key K. `ciphertext = nonce(12) || AES-256-GCM(K, value,
+  aad="relay-vault-v1")`.
+- K is split into `SHARES` XOR shares (all of them are needed).
+- Each share is sealed to the enclave key: ephemeral X25519 key e, `z = X25519(e, enclave)`,
+  `k = HKDF-SHA256(z, salt=e_pub || enclave_pub, info="relay-share-v1")`, and the sealed share is
+  `e_pub(32) || nonce(12) || AES-256-GCM(k, share)`.
+- The vault derives every random-looking value from its seed and the request (secret identity,
+  enclave key, reference id), so every relay node asking for the same request gets the same bytes,
+  as all callers of a real DON get the same consensus output, and honest relays can agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+SHARES = 3
+_VALUE_AAD = b"relay-vault-v1"
+_SHARE_INFO = b"relay-share-v1"
+
+
+class DecryptionError(Exception):
+    """A share or ciphertext does not open with this key."""
+
+
+def _derive(seed: bytes, *parts: bytes) -> bytes:
+    mac = hmac.new(seed, digestmod=hashlib.sha256)
+    for part in parts:
+        mac.update(len(part).to_bytes(4, "big") + part)
+    return mac.digest()
+
+
+def public_hex(private: X25519PrivateKey) -> str:
+    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def _share_key(shared: bytes, ephemeral_pub: bytes, enclave_pub: bytes) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=ephemeral_pub + enclave_pub, info=_SHARE_INFO
+    ).derive(shared)
+
+
+def seal_share(share: bytes, enclave_pub: bytes, ephemeral_seed: bytes) -> bytes:
+    ephemeral = X25519PrivateKey.from_private_bytes(ephemeral_seed)
+    ephemeral_pub = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(enclave_pub))
+    nonce = hashlib.sha256(b"nonce" + ephemeral_seed).digest()[:12]
+    sealed = AESGCM(_share_key(shared, ephemeral_pub, enclave_pub)).encrypt(nonce, share, None)
+    return ephemeral_pub + nonce + sealed
+
+
+def open_share(sealed: bytes, private: X25519PrivateKey) -> bytes:
+    if len(sealed) < 32 + 12 + 16:
+        raise DecryptionError("sealed share too short")
+    ephemeral_pub, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
+    enclave_pub = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_pub))
+    try:
+        return AESGCM(_share_key(shared, ephemeral_pub, enclave_pub)).decrypt(nonce, body, None)
+    except InvalidTag as exc:
+        raise DecryptionError("share is not sealed to this key") from exc
+
+
+def encrypt_secret(
+    value: bytes, *, seed: bytes, secret_id: bytes, enclave_pub: bytes, reference: bytes
+) -> tuple[bytes, list[bytes]]:
+    """(ciphertext, sealed shares) for one secret and one enclave key; deterministic."""
+    data_key = _derive(seed, b"data-key", secret_id)
+    nonce = _derive(seed, b"value-nonce", secret_id, value)[:12]
+    ciphertext = nonce + AESGCM(data_key).encrypt(nonce, value, _VALUE_AAD)
+    parts = [_derive(seed, b"share", secret_id, bytes([i])) for i in range(SHARES - 1)]
+    last = data_key
+    for part in parts:
+        last = bytes(a ^ b for a, b in zip(last, part, strict=True))
+    shares = [*parts, last]
+    sealed = [
+        seal_share(
+            share,
+            enclave_pub,
+            _derive(seed, b"ephemeral", secret_id, enclave_pub, reference, bytes([i])),
+        )
+        for i, share in enumerate(shares)
+    ]
+    return ciphertext, sealed
+
+
+def decrypt_secret(
+    ciphertext: bytes, sealed_shares: list[bytes], private: X25519PrivateKey
+) -> bytes:
+    """What the enclave does: open every share, XOR them into the data key, open the value."""
+    if not sealed_shares:
+        raise DecryptionError("no shares")
+    key = bytes(32)
+    for sealed in sealed_shares:
+        share = open_share(sealed, private)
+        key = bytes(a ^ b for a, b in zip(key, share, strict=True))
+    try:
+        return AESGCM(key).decrypt(ciphertext[:12], ciphertext[12:], _VALUE_AAD)
+    except (InvalidTag, ValueError) as exc:
+        raise DecryptionError("ciphertext does not open with the recovered key") from exc
