@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.gateway",
     "workers.cli.registry",
     "workers.cli.node",
+    "workers.cli.demo",
 )
 
 

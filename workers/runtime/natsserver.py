@@ -81,6 +81,10 @@ class NatsServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def config_file(self) -> Path | None:
+        return self._config_file
+
+    @property
     def url(self) -> str:
         return f"nats://{_HOST}:{self.port}"
 
