@@ -6,13 +6,19 @@ windows, CA flags and key usage are re-checked against `now` on every call from 
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.verification import (
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from workers.attestation.errors import ChainError
 
@@ -28,9 +34,21 @@ class ParsedCert:
     path_length: int | None
     key_cert_sign: bool
     digital_signature: bool
-    public_key: ec.EllipticCurvePublicKey | None
     ecdsa_sha384: bool
-    subject: str
+    _key: list[ec.EllipticCurvePublicKey | None]
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey | None:
+        # Decoding an EC point is costly and only the leaf's key is ever needed: load it lazily.
+        if not self._key:
+            key = self.cert.public_key()
+            self._key.append(key if isinstance(key, ec.EllipticCurvePublicKey) else None)
+        return self._key[0]
+
+    @property
+    def subject(self) -> str:
+        # Only error messages need it, and rendering a name costs more than parsing the cert.
+        return self.cert.subject.rfc4514_string()
 
 
 def parse_certificate(der: bytes) -> ParsedCert:
@@ -48,10 +66,7 @@ def parse_certificate(der: bytes) -> ParsedCert:
             cert_sign, digital_signature = ku.key_cert_sign, ku.digital_signature
         except x509.ExtensionNotFound:
             cert_sign, digital_signature = False, False
-        key = cert.public_key()
-        public_key = key if isinstance(key, ec.EllipticCurvePublicKey) else None
         sig_oid = cert.signature_algorithm_oid
-        subject = cert.subject.rfc4514_string()
     except (ValueError, TypeError) as exc:
         raise ChainError("bad_certificate", f"certificate does not parse: {exc}") from exc
     return ParsedCert(
@@ -64,9 +79,8 @@ def parse_certificate(der: bytes) -> ParsedCert:
         path_length=path_length,
         key_cert_sign=cert_sign,
         digital_signature=digital_signature,
-        public_key=public_key,
+        _key=[],
         ecdsa_sha384=sig_oid == x509.SignatureAlgorithmOID.ECDSA_WITH_SHA384,
-        subject=subject,
     )
 
 
@@ -107,19 +121,6 @@ class ChainValidator:
             self._parsed.put(der, parsed)
         return parsed
 
-    def _link(self, child: ParsedCert, issuer: ParsedCert) -> None:
-        key = (child.der, issuer.der)
-        if self._cache and self._links.get(key) is not None:
-            return
-        try:
-            child.cert.verify_directly_issued_by(issuer.cert)
-        except (ValueError, TypeError, InvalidSignature) as exc:
-            raise ChainError(
-                "chain_invalid", f"{child.subject} is not validly signed by {issuer.subject}: {exc}"
-            ) from exc
-        if self._cache:
-            self._links.put(key, True)
-
     def validate(self, leaf_der: bytes, cabundle: tuple[bytes, ...], now: float) -> ParsedCert:
         """Return the parsed leaf once the whole chain is proven at `now`."""
         if cabundle[0] not in self._roots:
@@ -152,6 +153,37 @@ class ChainValidator:
             raise ChainError("bad_leaf_key", "leaf certificate's public key is not ECDSA")
         if not leaf.ecdsa_sha384:
             raise ChainError("bad_leaf_key", "leaf certificate is not signed with ECDSA-SHA384")
-        for child, issuer in itertools.pairwise(path):
-            self._link(child, issuer)
+        links = list(itertools.pairwise(path))
+        for child, issuer in links:
+            if child.cert.issuer != issuer.cert.subject:
+                raise ChainError(
+                    "chain_invalid", f"{child.subject} was not issued by {issuer.subject}"
+                )
+        if self._cache and all(self._links.get((c.der, i.der)) is not None for c, i in links):
+            return leaf
+        self._prove(path, now)
+        if self._cache:
+            for child, issuer in links:
+                self._links.put((child.der, issuer.der), True)
         return leaf
+
+    def _prove(self, path: list[ParsedCert], now: float) -> None:
+        """Every signature of the chain, by RFC 5280 path validation in Rust (cryptography)."""
+        root = path[-1].cert
+        verifier = (
+            PolicyBuilder()
+            .store(Store([root]))
+            .time(dt.datetime.fromtimestamp(now, dt.UTC))
+            .max_chain_depth(len(path))
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+                # Why relaxed: the Nitro leaf has no EKU and no SAN, which a client policy wants.
+                # The leaf's CA flag, keyUsage and signature algorithm are checked above instead.
+                ee_policy=ExtensionPolicy.permit_all(),
+            )
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(path[0].cert, [p.cert for p in path[1:-1]])
+        except VerificationError as exc:
+            raise ChainError("chain_invalid", f"certificate chain does not verify: {exc}") from exc

@@ -71,7 +71,7 @@ async def connect(
         log.error("nats error for actor %s: %s", actor, exc)
 
     async def on_disconnected() -> None:
-        log.warning("actor %s disconnected from NATS", actor)
+        log.info("actor %s disconnected from NATS", actor)
 
     async def on_reconnected() -> None:
         log.warning("actor %s reconnected to NATS", actor)
