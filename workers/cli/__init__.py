@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.registry",
     "workers.cli.node",
     "workers.cli.demo",
+    "workers.cli.bench",
 )
 
 

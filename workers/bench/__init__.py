@@ -1,0 +1,1 @@
+"""Benchmarks shipped with the relay (`relay bench ...`): contenders measured side by side in one run."""
