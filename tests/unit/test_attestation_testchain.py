@@ -9,10 +9,12 @@ from collections.abc import Callable
 
 import cbor2
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from workers.attestation import AttestationError, MeasurementIndex, PcrSet, TrustRoots, Verifier
-from workers.attestation.testchain import TestChain, fake_pcrs
+from workers.attestation.testchain import TestChain, fake_pcrs, make_certificate
 from workers.binding import domain_hash
 
 USER_DATA = domain_hash("ConfidentialSecretsGet", b'{"key":"value"}')
@@ -231,3 +233,72 @@ def test_trusted_values_json_is_the_registry_form(chain: TestChain) -> None:
         pcr1=hashlib.sha384(b"fake-pcr-1").digest(),
         pcr2=hashlib.sha384(b"fake-pcr-2").digest(),
     )
+
+
+def test_an_extra_certificate_named_like_the_root_is_rejected_and_never_cached(
+    chain: TestChain, verifier: Verifier
+) -> None:
+    """A bundle the path builder could shortcut (an impostor named like the root) is rejected twice."""
+    impostor = make_certificate(
+        str(chain.certs[0].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value),
+        ec.generate_private_key(ec.SECP384R1()),
+        None,
+        not_before=chain.valid_from,
+        not_after=chain.certs[0].not_valid_after_utc,
+        ca=True,
+        path_length=None,
+        digital_signature=True,
+    ).public_bytes(serialization.Encoding.DER)
+    doc = chain.document(cabundle=[chain.cabundle[0], impostor, *chain.cabundle[1:]])
+    for _ in range(2):
+        with pytest.raises(AttestationError) as exc:
+            verifier.verify(doc, now=now())
+        assert exc.value.reason == "chain_invalid"
+
+
+def test_the_same_document_twice_with_the_cache_gives_the_same_verdict(chain: TestChain) -> None:
+    """A fresh verifier and its warm second call agree, for a valid and for a rejected document."""
+    verifier = Verifier(TrustRoots.development(chain.root_pem))
+    good = chain.document(user_data=USER_DATA)
+    first, second = (verifier.verify(good, now=now()) for _ in range(2))
+    assert first == second
+    bad = _flip_signature(chain)
+    reasons = []
+    for _ in range(2):
+        with pytest.raises(AttestationError) as exc:
+            verifier.verify(bad, now=now())
+        reasons.append(exc.value.reason)
+    assert reasons == ["signature_invalid", "signature_invalid"]
+
+
+def test_a_chain_minted_for_a_fixed_window_verifies_only_inside_it() -> None:
+    """A TestChain starting 2030-01-01 gives a document valid from then for the leaf's 3 h 3 s."""
+    start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    fixed = TestChain(valid_from=start)
+    doc = fixed.document(timestamp_ms=int(start.timestamp() * 1000) + 60_000)
+    verifier = Verifier(TrustRoots.development(fixed.root_pem), cache=False)
+    t0 = start.timestamp()
+    assert verifier.verify(doc, now=t0 + 60, max_age_s=300).timestamp_ms == t0 * 1000 + 60_000
+    for outside in (t0 - 1, t0 + 3 * 3600 + 3 + 1):
+        with pytest.raises(AttestationError) as exc:
+            verifier.verify(doc, now=outside)
+        assert exc.value.reason == "cert_expired"
+
+
+@pytest.mark.parametrize("bad_now", [float("nan"), float("inf")])
+def test_a_non_finite_time_is_a_caller_error_not_a_verdict(
+    chain: TestChain, verifier: Verifier, bad_now: float
+) -> None:
+    """`now` must be a real instant: NaN or infinity raises ValueError before any check."""
+    with pytest.raises(ValueError, match="finite"):
+        verifier.verify(chain.document(), now=bad_now)
+
+
+def test_minting_a_document_is_cheap_once_the_chain_exists(chain: TestChain) -> None:
+    """Fifty documents from one TestChain take well under the 2 ms each a demo request allows."""
+    chain.document()
+    started = time.perf_counter()
+    for i in range(50):
+        chain.document(user_data=i.to_bytes(32, "big"))
+    # Generous bound (a shared 2-core box): one ECDSA signature is about half a millisecond.
+    assert (time.perf_counter() - started) / 50 < 0.010

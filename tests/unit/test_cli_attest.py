@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
+from workers.attestation.testchain import TestChain
 from workers.cli import main
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "nitro"
@@ -117,3 +119,46 @@ def test_hash_prints_the_binding_of_params(
     )
     assert code == 0
     assert out.strip() == "e4b66528cfe9daf0c6cecc5f1c41e6a2710c6775967b9b4c1e8cf864cdc4c321"
+
+
+def test_verify_accepts_a_generated_tag_18_document_with_its_root_pcrs_and_user_data(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A generated document (our own test chain) passes with --root PEM, one PCR object and --user-data."""
+    chain = TestChain()
+    user_data = bytes(range(32))
+    doc = tmp_path / "doc.bin"
+    doc.write_bytes(chain.sign(chain.payload(user_data=user_data), tag18=True))
+    root = tmp_path / "root.pem"
+    root.write_bytes(chain.root_pem)
+    pcrs = tmp_path / "pcrs.json"
+    pcrs.write_bytes(chain.trusted_values_json())
+    argv = ["attest", "verify", str(doc), "--root", str(root), "--pcrs", str(pcrs)]
+    code, out, _ = run(capsys, *argv, "--user-data", user_data.hex(), "--max-age", "300")
+    assert code == 0, out
+    verdict = json.loads(out)
+    assert verdict["user_data"] == user_data.hex()
+    assert verdict["timestamp"].startswith(str(dt.datetime.now(dt.UTC).year))
+    code, out, _ = run(capsys, *argv, "--user-data", "00" * 32)
+    assert (code, json.loads(out)["reason"]) == (1, "user_data_mismatch")
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_a_max_age_that_is_not_a_positive_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """--max-age must be a finite positive number of seconds."""
+    code, _, err = run(capsys, "attest", "verify", str(BASE), "--at", AT, "--max-age", value)
+    assert code == 2
+    assert "--max-age" in err
+
+
+def test_inspect_lists_the_chain_from_leaf_to_root(capsys: pytest.CaptureFixture[str]) -> None:
+    """The chain summary runs leaf first and ends with the AWS root's thirty-year window."""
+    code, out, _ = run(capsys, "attest", "inspect", str(BASE))
+    assert code == 0
+    chain = json.loads(out)["chain"]
+    assert [c["ca"] for c in chain] == [False, True, True, True, True]
+    assert [c["path_length"] for c in chain] == [None, 0, 1, 2, None]
+    assert "aws.nitro-enclaves" in chain[-1]["subject"]
+    assert chain[0]["not_before"] <= BASE_META["verify_at_unix_s"] <= chain[0]["not_after"]

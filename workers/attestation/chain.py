@@ -154,13 +154,15 @@ class ChainValidator:
         if not leaf.ecdsa_sha384:
             raise ChainError("bad_leaf_key", "leaf certificate is not signed with ECDSA-SHA384")
         links = list(itertools.pairwise(path))
+        # A proven link already covers the issuer/subject names (both are inside the DER bytes
+        # that key it), so the warm path skips building Name objects, the costliest step left.
+        if self._cache and all(self._links.get((c.der, i.der)) is not None for c, i in links):
+            return leaf
         for child, issuer in links:
             if child.cert.issuer != issuer.cert.subject:
                 raise ChainError(
                     "chain_invalid", f"{child.subject} was not issued by {issuer.subject}"
                 )
-        if self._cache and all(self._links.get((c.der, i.der)) is not None for c, i in links):
-            return leaf
         self._prove(path, now)
         if self._cache:
             for child, issuer in links:
@@ -184,6 +186,13 @@ class ChainValidator:
             .build_client_verifier()
         )
         try:
-            verifier.verify(path[0].cert, [p.cert for p in path[1:-1]])
+            built = verifier.verify(path[0].cert, [p.cert for p in path[1:-1]]).chain
         except VerificationError as exc:
             raise ChainError("chain_invalid", f"certificate chain does not verify: {exc}") from exc
+        # The path builder may find a valid path that skips some cabundle entries (say an extra
+        # certificate named like the root). Only the exact path we check may be called proven,
+        # or the link cache would hold links that nobody verified.
+        if len(built) != len(path) or any(b != p.cert for b, p in zip(built, path, strict=False)):
+            raise ChainError(
+                "chain_invalid", "cabundle is not exactly the path from the leaf to the root"
+            )

@@ -7,6 +7,9 @@ trusted set with one dictionary lookup, so the cost does not grow with the numbe
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -15,7 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from workers.attestation.chain import ChainValidator
-from workers.attestation.document import decode_cose, decode_payload, signature_structure
+from workers.attestation.document import (
+    CoseSign1,
+    Payload,
+    decode_cose,
+    decode_payload,
+    signature_structure,
+)
 from workers.attestation.errors import AttestationError, FormatError, PolicyError, SignatureError
 from workers.attestation.measurements import MeasurementIndex, PcrSet
 from workers.attestation.roots import TrustRoots
@@ -26,6 +35,8 @@ _ECDSA_SHA384 = ec.ECDSA(hashes.SHA384())
 
 @dataclass(frozen=True, slots=True)
 class VerifiedDocument:
+    """A document that passed every check; `matched` is the trusted set it matched (if asked)."""
+
     module_id: str
     timestamp_ms: int
     digest: str
@@ -38,7 +49,31 @@ class VerifiedDocument:
     matched: PcrSet | None
 
 
+@contextmanager
+def _boundary() -> Iterator[None]:
+    """The one place where anything that is not already an AttestationError becomes one."""
+    try:
+        yield
+    except AttestationError:
+        raise
+    except Exception as exc:  # cbor2 / cryptography raise many types on hostile input
+        raise FormatError("malformed", f"attestation document rejected: {exc!r}") from exc
+
+
+def decode_document(document: bytes) -> tuple[CoseSign1, Payload]:
+    """Structure only, no chain and no signature (for `relay attest inspect`): never trust it."""
+    with _boundary():
+        cose = decode_cose(document)
+        return cose, decode_payload(cose.payload)
+
+
 class Verifier:
+    """Verifies documents against fixed trust roots; keep one per process so its caches pay off.
+
+    `cache=False` re-parses every certificate and re-proves every link on each call (the "cold"
+    benchmark mode); with the cache a known chain costs only the COSE signature check.
+    """
+
     def __init__(self, roots: TrustRoots, *, cache_size: int = 1024, cache: bool = True) -> None:
         self.roots = roots
         self._chain = ChainValidator(roots.ders, cache=cache, cache_size=cache_size)
@@ -52,12 +87,15 @@ class Verifier:
         trusted: MeasurementIndex | None = None,
         max_age_s: float | None = None,
     ) -> VerifiedDocument:
-        try:
+        """Every check of PROTOCOL 3.6 / NITRO.md at `now` (UNIX seconds), then the policy ones.
+
+        Whatever `document` holds, only AttestationError escapes. A non-finite `now` or a
+        negative `max_age_s` is the caller's bug, not the document's: ValueError.
+        """
+        if not math.isfinite(now) or (max_age_s is not None and not max_age_s >= 0):
+            raise ValueError("now must be a finite UNIX time and max_age_s a non-negative number")
+        with _boundary():
             return self._verify(document, now, expected_user_data, trusted, max_age_s)
-        except AttestationError:
-            raise
-        except Exception as exc:  # the one boundary where library errors become ours
-            raise FormatError("malformed", f"attestation document rejected: {exc!r}") from exc
 
     def _verify(
         self,

@@ -8,7 +8,9 @@ arguments, an unreadable file, bad hex or PEM); it prints the outcome as one JSO
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,7 +23,8 @@ from workers.attestation import (
     VerifiedDocument,
     Verifier,
 )
-from workers.attestation.document import decode_cose, decode_payload
+from workers.attestation.chain import parse_certificate
+from workers.attestation.verifier import decode_document
 from workers.cli.attest_hash import register_hash
 
 EXIT_VALID, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -76,10 +79,40 @@ def _trusted(path: Path) -> MeasurementIndex:
     return index
 
 
+def _iso(timestamp_ms: int) -> str | None:
+    try:
+        stamp = dt.datetime.fromtimestamp(timestamp_ms // 1000, dt.UTC)
+    except (OverflowError, ValueError, OSError):  # a genuine doc may still claim year 300000
+        return None
+    return stamp.replace(microsecond=(timestamp_ms % 1000) * 1000).isoformat(
+        timespec="milliseconds"
+    )
+
+
+def _cert_summary(der: bytes) -> dict[str, Any]:
+    try:
+        cert = parse_certificate(der)
+    except AttestationError as exc:
+        return {"error": exc.message}
+    return {
+        "subject": cert.subject,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "ca": cert.is_ca,
+        "path_length": cert.path_length,
+    }
+
+
+def _number(value: float | None, name: str, *, positive: bool) -> None:
+    if value is not None and (not math.isfinite(value) or (positive and value <= 0)):
+        raise _Usage(f"{name} must be a finite{' positive' if positive else ''} number")
+
+
 def _doc_json(doc: VerifiedDocument) -> dict[str, Any]:
     return {
         "module_id": doc.module_id,
         "timestamp_ms": doc.timestamp_ms,
+        "timestamp": _iso(doc.timestamp_ms),
         "digest": doc.digest,
         "is_debug": doc.is_debug,
         "pcrs": {str(i): v.hex() for i, v in sorted(doc.pcrs.items())},
@@ -91,6 +124,8 @@ def _doc_json(doc: VerifiedDocument) -> dict[str, Any]:
 
 def _verify(args: argparse.Namespace) -> int:
     try:
+        _number(args.at, "--at", positive=False)
+        _number(args.max_age, "--max-age", positive=True)
         data = _read(args.file)
         roots = TrustRoots.development(_read(args.root)) if args.root else TrustRoots.aws()
         expected = bytes.fromhex(args.user_data) if args.user_data is not None else None
@@ -138,8 +173,7 @@ def _inspect(args: argparse.Namespace) -> int:
         print(f"relay attest inspect: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        cose = decode_cose(data)
-        payload = decode_payload(cose.payload)
+        cose, payload = decode_document(data)
     except AttestationError as exc:
         print(json.dumps({"valid_structure": False, "reason": exc.reason, "message": exc.message}))
         return EXIT_REJECTED
@@ -151,7 +185,12 @@ def _inspect(args: argparse.Namespace) -> int:
                 "module_id": payload.module_id,
                 "digest": payload.digest,
                 "timestamp_ms": payload.timestamp_ms,
+                "timestamp": _iso(payload.timestamp_ms),
                 "pcrs": {str(i): v.hex() for i, v in sorted(payload.pcrs.items())},
+                # Leaf first, then the bundle from the instance CA up to the root.
+                "chain": [
+                    _cert_summary(der) for der in (payload.certificate, *payload.cabundle[::-1])
+                ],
                 "certificate": payload.certificate.hex(),
                 "cabundle": [c.hex() for c in payload.cabundle],
                 "public_key": None if payload.public_key is None else payload.public_key.hex(),
