@@ -29,11 +29,11 @@ from workers.dispatch_common import (
     Capabilities,
     CapabilityUnreachable,
     NatsCapabilities,
-    NatsRegistry,
     Registry,
     internal,
     invalid_params,
 )
+from workers.registry_client import open_registry
 from workers.runtime.bus import Headers, Service
 from workers.runtime.settings import NodeSettings
 
@@ -134,9 +134,8 @@ class CapabilityDispatcher:
 
 
 async def run(nc: Client, settings: NodeSettings) -> Service:
-    dispatcher = CapabilityDispatcher(
-        NatsRegistry(nc, settings), NatsCapabilities(nc), Deduplicator()
-    )
+    registry = await open_registry(nc, settings)
+    dispatcher = CapabilityDispatcher(registry, NatsCapabilities(nc), Deduplicator())
 
     async def serve(data: bytes, headers: Headers) -> bytes:
         deadline = time.monotonic() + settings.request_timeout_s
@@ -154,6 +153,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
         concurrency=settings.concurrency,
         metadata={"don": settings.don, "node": settings.node},
     )
+    svc.on_stop(registry.close)
     await svc.add_endpoint(
         name="capability-execute",
         subject=subjects.dispatch(settings.don, settings.node, rpc.MethodCapabilityExec),

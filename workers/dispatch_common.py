@@ -9,7 +9,6 @@ from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
 from workers.runtime.bus import StageTimeout, StageUnavailable, request
-from workers.runtime.settings import NodeSettings
 
 INTERNAL = rpc.ErrInternal
 
@@ -60,32 +59,6 @@ class CapabilityUnreachable(Exception):
     def __init__(self, message: str, *, maybe_executed: bool) -> None:
         super().__init__(message)
         self.maybe_executed = maybe_executed
-
-
-class NatsRegistry:
-    def __init__(self, nc: Client, settings: NodeSettings) -> None:
-        self._nc = nc
-        self._settings = settings
-
-    async def _ask(
-        self, verb: str, message: bus.RegistryRequest, deadline: float
-    ) -> bus.RegistryReply:
-        subject = subjects.registry(self._settings.don, self._settings.node, verb)
-        timeout = min(self._settings.stage_attempt_timeout_s, deadline - time.monotonic())
-        try:
-            data = await request(self._nc, subject, bus.ENCODER.encode(message), timeout_s=timeout)
-        except (StageTimeout, StageUnavailable) as exc:
-            return internal(f"registry unreachable: {exc}")
-        reply: bus.RegistryReply = bus.REGISTRY_REPLY_DECODER.decode(data)
-        return reply
-
-    async def capability(self, capability_id: str, deadline: float) -> bus.RegistryReply:
-        return await self._ask(
-            "capability", bus.CapabilityRequest(capability_id=capability_id), deadline
-        )
-
-    async def local_node(self, deadline: float) -> bus.RegistryReply:
-        return await self._ask("local-node", bus.LocalNodeRequest(), deadline)
 
 
 class NatsCapabilities:

@@ -24,12 +24,12 @@ from workers.dispatch_common import (
     Capabilities,
     CapabilityUnreachable,
     NatsCapabilities,
-    NatsRegistry,
     Registry,
     go_hex_decode,
     internal,
     invalid_params,
 )
+from workers.registry_client import open_registry
 from workers.runtime.bus import Headers, Service
 from workers.runtime.settings import NodeSettings
 
@@ -154,7 +154,7 @@ async def handle(
 
 
 async def run(nc: Client, settings: NodeSettings) -> Service:
-    registry, caps = NatsRegistry(nc, settings), NatsCapabilities(nc)
+    registry, caps = await open_registry(nc, settings), NatsCapabilities(nc)
 
     async def serve(data: bytes, headers: Headers) -> bytes:
         deadline = time.monotonic() + settings.request_timeout_s
@@ -172,6 +172,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
         concurrency=settings.concurrency,
         metadata={"don": settings.don, "node": settings.node},
     )
+    svc.on_stop(registry.close)
     await svc.add_endpoint(
         name="secrets-get",
         subject=subjects.dispatch(settings.don, settings.node, rpc.MethodSecretsGet),

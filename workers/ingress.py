@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from schemas import bus, rpc, subjects
 from schemas.gojson import GoJSONError
 from workers import binding
+from workers.registry_client import RegistryLookups, open_registry
 from workers.runtime.bus import Headers, Service, StageTimeout, StageUnavailable, request
 from workers.runtime.settings import NodeSettings
 from workers.runtime.telemetry import RelayMetrics
@@ -193,12 +194,11 @@ class Ingress:
 class NatsStages:
     """The Stages of one node over NATS request/reply, with retries for pure stages."""
 
-    def __init__(self, nc: Client, settings: NodeSettings) -> None:
+    def __init__(self, nc: Client, settings: NodeSettings, registry: RegistryLookups) -> None:
         self._nc = nc
         self._settings = settings
-        self._registry_subject = subjects.registry(settings.don, settings.node, "measurements")
+        self._registry = registry
         self._verify_subject = subjects.verify(settings.don, settings.node)
-        self._measurements_payload = bus.ENCODER.encode(bus.MeasurementsRequest())
 
     async def _retrying(self, subject: str, payload: bytes, deadline: float) -> bytes:
         """Attempt a pure stage until it answers or the deadline passes."""
@@ -223,8 +223,7 @@ class NatsStages:
                 await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     async def measurements(self, deadline: float) -> bus.Measurements | bus.StageError:
-        data = await self._retrying(self._registry_subject, self._measurements_payload, deadline)
-        reply = bus.REGISTRY_REPLY_DECODER.decode(data)
+        reply = await self._registry.measurements(deadline)
         if isinstance(reply, bus.Measurements | bus.StageError):
             return reply
         return bus.StageError(
@@ -251,7 +250,8 @@ class NatsStages:
 
 async def run(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None = None) -> Service:
     """Serve the node's JSON-RPC subject (unless the node is disabled)."""
-    ingress = Ingress(NatsStages(nc, settings), settings=settings, metrics=metrics)
+    registry = await open_registry(nc, settings)
+    ingress = Ingress(NatsStages(nc, settings, registry), settings=settings, metrics=metrics)
     svc = Service(
         nc,
         name="relay-ingress",
@@ -259,6 +259,7 @@ async def run(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None =
         concurrency=settings.concurrency,
         metadata={"don": settings.don, "node": settings.node},
     )
+    svc.on_stop(registry.close)
     node_headers = {NODE_HEADER: settings.node}
 
     async def on_request(data: bytes, headers: Headers) -> tuple[bytes, Headers]:

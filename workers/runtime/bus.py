@@ -154,6 +154,11 @@ class Service:
         self._pending: list[tuple[str, str, str, HeaderHandler]] = []
         self._micro: MicroService | None = None
         self._stopping = False
+        self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
+
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` after the requests in flight finished, before the connection drains."""
+        self._stop_hooks.append(hook)
 
     @property
     def in_flight(self) -> int:
@@ -238,6 +243,11 @@ class Service:
             for task in still_running:
                 log.error("%s: a request was still running at shutdown", self._name)
                 task.cancel()
+        for hook in self._stop_hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("%s: a stop hook failed", self._name)
         if not self._nc.is_closed:
             try:
                 await self._nc.drain()

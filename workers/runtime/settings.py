@@ -51,9 +51,17 @@ class NodeSettings:
     max_attestation_age_s: float | None = 300.0
     # A non-AWS root for development and demos only; loudly logged.
     dev_root_pem: Path | None = None
+    # Registry lookups in-process from the KV bucket ("local") or via the registry actor ("actor").
+    registry_lookups: str = "local"
     metrics_port: int | None = None
     gateway_id: str = "gateway"
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.registry_lookups not in {"local", "actor"}:
+            raise ValueError(
+                f"registry lookups must be 'local' or 'actor', got {self.registry_lookups!r}"
+            )
 
     @classmethod
     def from_env(cls, **overrides: object) -> NodeSettings:
@@ -64,6 +72,7 @@ class NodeSettings:
             "enabled": _env_bool("RELAY_ENABLED", True),
             "request_timeout_s": _env_float("RELAY_REQUEST_TIMEOUT_S", 10.0),
             "stage_attempt_timeout_s": _env_float("RELAY_STAGE_ATTEMPT_TIMEOUT_S", 1.0),
+            "registry_lookups": os.environ.get("RELAY_REGISTRY_LOOKUPS", "local"),
         }
         max_age = os.environ.get("RELAY_MAX_ATTESTATION_AGE_S")
         if max_age is not None:
