@@ -8,9 +8,11 @@ attested enclave's private key.
 - Per secret the vault has a 32-byte data key K. `ciphertext = nonce(12) || AES-256-GCM(K, value,
   aad="relay-vault-v1")`.
 - K is split into `SHARES` XOR shares (all of them are needed).
-- Each share is sealed to the enclave key: ephemeral X25519 key e, `z = X25519(e, enclave)`,
-  `k = HKDF-SHA256(z, salt=e_pub || enclave_pub, info="relay-share-v1")`, and the sealed share is
-  `e_pub(32) || nonce(12) || AES-256-GCM(k, share)`.
+- The shares are sealed to the enclave key with one ephemeral X25519 key e per secret and
+  enclave key: `z = X25519(e, enclave)`, `k = HKDF-SHA256(z, salt=e_pub || enclave_pub,
+  info="relay-share-v1")`, and sealed share i is `e_pub(32) || nonce_i(12) || AES-256-GCM(k,
+  share_i)` with a distinct nonce per share (one key, never one nonce twice). One key agreement
+  per secret rather than one per share: the X25519 exchange is the vault's costliest step.
 - The vault derives every random-looking value from its seed and the request (secret identity,
   enclave key, reference id), so every relay node asking for the same request gets the same bytes,
   as all callers of a real DON get the same consensus output, and honest relays can agree.
@@ -54,13 +56,17 @@ def _share_key(shared: bytes, ephemeral_pub: bytes, enclave_pub: bytes) -> bytes
     ).derive(shared)
 
 
-def seal_share(share: bytes, enclave_pub: bytes, ephemeral_seed: bytes) -> bytes:
+def seal_shares(shares: list[bytes], enclave_pub: bytes, ephemeral_seed: bytes) -> list[bytes]:
+    """Seal each share to `enclave_pub` under one ephemeral key derived from `ephemeral_seed`."""
     ephemeral = X25519PrivateKey.from_private_bytes(ephemeral_seed)
     ephemeral_pub = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(enclave_pub))
-    nonce = hashlib.sha256(b"nonce" + ephemeral_seed).digest()[:12]
-    sealed = AESGCM(_share_key(shared, ephemeral_pub, enclave_pub)).encrypt(nonce, share, None)
-    return ephemeral_pub + nonce + sealed
+    aead = AESGCM(_share_key(shared, ephemeral_pub, enclave_pub))
+    sealed = []
+    for i, share in enumerate(shares):
+        nonce = hashlib.sha256(b"nonce" + ephemeral_seed + bytes([i])).digest()[:12]
+        sealed.append(ephemeral_pub + nonce + aead.encrypt(nonce, share, None))
+    return sealed
 
 
 def open_share(sealed: bytes, private: X25519PrivateKey) -> bytes:
@@ -87,15 +93,8 @@ def encrypt_secret(
     for part in parts:
         last = bytes(a ^ b for a, b in zip(last, part, strict=True))
     shares = [*parts, last]
-    sealed = [
-        seal_share(
-            share,
-            enclave_pub,
-            _derive(seed, b"ephemeral", secret_id, enclave_pub, reference, bytes([i])),
-        )
-        for i, share in enumerate(shares)
-    ]
-    return ciphertext, sealed
+    ephemeral_seed = _derive(seed, b"ephemeral", secret_id, enclave_pub, reference)
+    return ciphertext, seal_shares(shares, enclave_pub, ephemeral_seed)
 
 
 def decrypt_secret(

@@ -229,6 +229,16 @@ def test_shares_open_only_with_the_enclave_key() -> None:
         enclave_crypto.decrypt_secret(ciphertext, shares[:-1], enclave)
 
 
+def test_the_shares_of_one_secret_share_a_key_agreement_but_never_a_nonce() -> None:
+    """One ephemeral key per secret (one X25519 exchange), each share under its own nonce."""
+    public = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
+    _, shares = enclave_crypto.encrypt_secret(
+        b"value", seed=b"s" * 32, secret_id=b"id", enclave_pub=public, reference=b"r"
+    )
+    assert len({share[:32] for share in shares}) == 1
+    assert len({share[32:44] for share in shares}) == len(shares) == enclave_crypto.SHARES
+
+
 def test_the_vault_is_deterministic_per_request_so_honest_relays_agree() -> None:
     """Two relay nodes asking the same request get identical bytes."""
     public = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))

@@ -1,23 +1,18 @@
 """`relay bench <what>`: the shipped benchmarks, each measured side by side in one run.
 
-`attest` is registered here. Other benchmarks plug in without editing this file: a module named
-in `_EXTENSIONS` that exists is imported and its function is called with the `bench`
-subparsers (e.g. `workers/cli/bench_pipeline.py` defining `register_pipeline(bench_sub)`).
+`attest` (the Nitro verifier beside a naive baseline and the PyPI peers) and `pipeline` (one
+relay node end to end beside a raw NATS echo). Each imports its machinery only when it runs, so
+`relay --help` does not pay for the peers, protobuf or a nats-server.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_SELF_CHECK, EXIT_USAGE = 0, 1, 2
-
-# (module, function): optional subcommands that live in other modules.
-_EXTENSIONS: tuple[tuple[str, str], ...] = (("workers.cli.bench_pipeline", "register_pipeline"),)
 
 
 def _positive_int(text: str) -> int:
@@ -44,9 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="benchmarks: ours beside baselines and peers, one run")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     register_attest(bench_sub)
-    for module_name, function in _EXTENSIONS:
-        if importlib.util.find_spec(module_name) is not None:
-            getattr(importlib.import_module(module_name), function)(bench_sub)
+    register_pipeline(bench_sub)
 
 
 def register_attest(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -88,5 +81,37 @@ def _attest(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"relay bench attest: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    print(json.dumps(report, sort_keys=True) if args.json else render(report))
+    return EXIT_OK
+
+
+def register_pipeline(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    pipeline = bench_sub.add_parser(
+        "pipeline",
+        help="one relay node end to end (both methods, real attestations) beside a raw NATS echo",
+    )
+    pipeline.add_argument("--json", action="store_true", help="print one JSON object")
+    pipeline.add_argument(
+        "--requests", type=_positive_int, default=3000, help="requests at saturation (3000)"
+    )
+    pipeline.add_argument(
+        "--seconds", type=_positive_float, default=4.0, help="length of the latency run (4)"
+    )
+    pipeline.add_argument(
+        "--in-flight", type=_positive_int, default=64, help="requests in flight at saturation (64)"
+    )
+    pipeline.set_defaults(func=_pipeline)
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from workers.bench.pipeline import PipelineSettings, render, run
+
+    try:
+        report = run(
+            PipelineSettings(requests=args.requests, seconds=args.seconds, in_flight=args.in_flight)
+        )
+    except RuntimeError as exc:  # a failed start or a request that did not succeed
+        print(f"relay bench pipeline: {exc}", file=sys.stderr)
+        return EXIT_SELF_CHECK
     print(json.dumps(report, sort_keys=True) if args.json else render(report))
     return EXIT_OK

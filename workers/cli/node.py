@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from workers.node import ALL_ACTORS, start_actor
+from workers.runtime.loop import run_loop
 from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.up")
@@ -63,7 +64,7 @@ async def _worker(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "INFO"))
     try:
-        return asyncio.run(_worker(args))
+        return run_loop(_worker(args))
     except Exception as exc:  # a clear line, not a traceback, for an operator
         print(f"relay worker {args.actor}: {exc}", file=sys.stderr)
         return 1
@@ -89,7 +90,7 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
     )
 
 
-def _wait_ready(procs: dict[str, subprocess.Popen[str]], timeout_s: float) -> None:
+def wait_ready(procs: dict[str, subprocess.Popen[str]], timeout_s: float) -> None:
     """Each worker prints one `ready` line once it serves; anything else is a failed start."""
     import selectors
     import time
@@ -169,7 +170,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         extra = ["--dev-root", str(settings.dev_root_pem)] if settings.dev_root_pem else []
         for actor in args.actors:
             procs[actor] = _spawn_worker(actor, settings, extra)
-        _wait_ready(procs, timeout_s=30)
+        wait_ready(procs, timeout_s=30)
         from schemas import subjects
 
         print(f"relay node {settings.don}/{settings.node} ready:")

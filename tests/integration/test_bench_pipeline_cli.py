@@ -1,0 +1,60 @@
+"""`relay bench pipeline` end to end: a short real run, every process it started stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from workers.bench.pipeline import PipelineSettings, run
+
+
+def test_a_short_json_run_reports_the_issue_keys_from_real_answers() -> None:
+    """Throughput, latency, the echo floor and the targets come from requests that all succeeded."""
+    argv = ["bench", "pipeline", "--json", "--requests", "90", "--seconds", "0.2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *argv, "--in-flight", "8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for key in ("throughput_rps", "p50_ms", "p99_ms", "echo_p50_ms", "verify_warm_ms"):
+        assert report[key] > 0, key
+    assert report["p99_ms"] >= report["p50_ms"]
+    assert report["latency_samples"] >= 50
+    assert len(report["throughput_rounds_rps"]) == 3
+    # A node request crosses four request/reply hops and a verification: it cannot beat one echo.
+    assert report["p50_ms"] > report["echo_p50_ms"]
+    assert report["echo_throughput_rps"] > report["throughput_rps"]
+    assert set(report["targets"]) == {
+        "throughput_at_least_700_rps",
+        "p99_at_most_15_ms_at_half_rate",
+        "p50_at_most_3x_echo_plus_verify",
+    }
+
+
+def test_the_run_leaves_no_process_behind() -> None:
+    """After run() returns, no worker or nats-server it started is still alive."""
+    before = _children_of_tests()
+    run(PipelineSettings(requests=30, seconds=0.1, in_flight=4, warmup=10, echo_samples=50))
+    assert _children_of_tests() == before
+
+
+def _children_of_tests() -> set[int]:
+    me = str(os.getpid())
+    children = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # ppid
+            children.add(int(entry))
+    return children

@@ -1,0 +1,369 @@
+"""`relay bench pipeline`: one relay node end to end, beside a raw NATS echo, in one run.
+
+An embedded nats-server (no auth: the bench measures the relay, not the server's permission
+checks); the node's actors each in their own process, as `relay up` runs them; the reference
+vault and echo capability; and, in its own process too, a raw request/reply echo. Requests carry
+real attestation documents from a test chain, one minted per request before any clock starts
+(so no verdict is served from a cache and minting costs nothing measured), both methods
+alternating, each with a unique reference id (capability dedupe never answers from memory).
+
+Measured, in this order and in the same run:
+- throughput at saturation (`in_flight` requests outstanding) for the node and for the echo,
+  in `rounds` interleaved rounds, medians taken;
+- latency of the node at half its saturation throughput (open loop: requests sent on a fixed
+  schedule, whether or not earlier ones were answered), and of the echo at that same rate;
+- the echo's sequential median and one warm verification, whose sum is the floor a request
+  cannot beat (it needs at least one hop and one ECDSA P-384 check).
+
+Every answer is checked: a JSON-RPC error, or a result that is not what the method returns,
+fails the bench (exit 1) instead of being counted as fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from google.protobuf import any_pb2, wrappers_pb2
+from nats.aio.client import Client
+
+from schemas import rpc, subjects
+from schemas.proto.gen import sdk_pb2
+from workers import binding, enclave_crypto
+from workers.attestation import MeasurementIndex, TrustRoots, Verifier
+from workers.attestation.testchain import TestChain
+from workers.cli.node import wait_ready
+from workers.devseed import seed_entries_for, seed_with_measurements
+from workers.node import ALL_ACTORS
+from workers.registry_store import load_entries
+from workers.runtime.bus import connect, request
+from workers.runtime.loop import run_loop
+from workers.runtime.natsserver import NatsServer
+
+DON, NODE = "relay-don", "node-0"
+OWNER = "0xab5801a7d398351b8be11c439e05c5b3259aec9b"  # has API_KEY in the example vault file
+ECHO_SUBJECT = "bench.v1.echo"
+REQUEST_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0
+
+TARGET_RPS, TARGET_P99_MS, TARGET_P50_FACTOR = 700.0, 15.0, 3.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    requests: int = 3000
+    """Requests per saturation measurement (split over the rounds)."""
+    seconds: float = 4.0
+    """Length of the open-loop latency run."""
+    in_flight: int = 64
+    rounds: int = 3
+    warmup: int = 200
+    echo_samples: int = 2000
+
+
+class BenchFailed(RuntimeError):
+    """A worker did not start, or a request did not get the answer its method gives."""
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def mint_requests(chain: TestChain, count: int, tag: str) -> list[bytes]:
+    """`count` JSON-RPC requests, both methods alternating, each with its own attestation."""
+    enclave_key = enclave_crypto.public_hex(X25519PrivateKey.generate())
+    inner = any_pb2.Any()
+    inner.Pack(wrappers_pb2.StringValue(value="bench"))
+    payload = base64.b64encode(
+        sdk_pb2.CapabilityRequest(method="echo", payload=inner).SerializeToString()
+    ).decode()
+    out = []
+    for i in range(count):
+        params: dict[str, Any] = {
+            "workflow_id": "wf-bench",
+            "owner": OWNER,
+            "execution_id": f"{i:064x}",
+        }
+        if i % 2:
+            method = rpc.MethodCapabilityExec
+            params |= {
+                "reference_id": f"{tag}-{i}",
+                "capability_id": "echo@1.0.0",
+                "payload": payload,
+            }
+        else:
+            method = rpc.MethodSecretsGet
+            params |= {
+                "secrets": [{"key": "API_KEY", "namespace": "main"}],
+                "enclave_public_key": enclave_key,
+            }
+        bound = binding.bind(method, json.dumps(params).encode())
+        params["attestation"] = base64.b64encode(chain.document(user_data=bound.user_data)).decode()
+        body = {"jsonrpc": "2.0", "id": f"{tag}-{i}", "method": method, "params": params}
+        out.append(json.dumps(body).encode())
+    return out
+
+
+def check_answer(request_body: bytes, answer: bytes) -> None:
+    """Raise BenchFailed unless `answer` is the successful result of `request_body`'s method."""
+    sent = json.loads(request_body)
+    try:
+        got = json.loads(answer)
+    except ValueError:
+        raise BenchFailed(f"request {sent['id']}: answer is not JSON: {answer[:200]!r}") from None
+    result = got.get("result") if isinstance(got, dict) else None
+    if not isinstance(result, dict) or got.get("id") != sent["id"]:
+        raise BenchFailed(f"request {sent['id']} failed: {answer[:300]!r}")
+    expected = "secrets" if sent["method"] == rpc.MethodSecretsGet else "payload"
+    if expected not in result:
+        raise BenchFailed(f"request {sent['id']}: no {expected!r} in the result: {answer[:300]!r}")
+
+
+# --- load shapes ------------------------------------------------------------------------------
+
+
+async def _timed(nc: Client, subject: str, body: bytes, *, check: bool) -> float:
+    started = time.perf_counter()
+    answer = await request(nc, subject, body, timeout_s=REQUEST_TIMEOUT_S)
+    elapsed = time.perf_counter() - started
+    if check:
+        check_answer(body, answer)
+    return elapsed
+
+
+async def saturate(
+    nc: Client, subject: str, bodies: Sequence[bytes], in_flight: int, *, check: bool
+) -> float:
+    """Requests per second with `in_flight` outstanding at all times (closed loop)."""
+    pending = list(reversed(bodies))
+
+    async def worker() -> None:
+        while pending:
+            await _timed(nc, subject, pending.pop(), check=check)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(min(in_flight, len(bodies)))))
+    return len(bodies) / (time.perf_counter() - started)
+
+
+async def open_loop(
+    nc: Client, subject: str, bodies: Sequence[bytes], rate: float, *, check: bool
+) -> list[float]:
+    """Latencies of requests sent on a fixed schedule of `rate` per second (open loop)."""
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    tasks = []
+    for i, body in enumerate(bodies):
+        delay = start + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(_timed(nc, subject, body, check=check)))
+    return sorted(await asyncio.gather(*tasks))
+
+
+async def sequential(nc: Client, subject: str, body: bytes, count: int) -> list[float]:
+    return sorted([await _timed(nc, subject, body, check=False) for _ in range(count)])
+
+
+def percentile_ms(sorted_s: Sequence[float], q: float) -> float:
+    """The nearest-rank percentile `q` (0-100) of sorted seconds, in milliseconds."""
+    rank = max(0, min(len(sorted_s) - 1, round(q / 100 * len(sorted_s)) - 1))
+    return sorted_s[rank] * 1000
+
+
+def verify_warm_ms(chain: TestChain, samples: int = 300) -> float:
+    """Median of one warm verification (caches primed), as the ingress's verifier does it."""
+    verifier = Verifier(TrustRoots.development(chain.root_pem))
+    index = MeasurementIndex.from_sets([chain.trusted()])
+    doc = chain.document(user_data=b"u" * 32)
+    now = time.time()
+    verifier.verify(doc, now=now, trusted=index)
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        verifier.verify(doc, now=now, trusted=index, expected_user_data=b"u" * 32)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        start_new_session=True,  # a Ctrl-C reaches us; we stop them by PID
+    )
+
+
+def start_processes(url: str, root: Path) -> list[subprocess.Popen[str]]:
+    env = {**os.environ, "RELAY_NATS_NO_AUTH": "1", "RELAY_LOG_LEVEL": "ERROR"}
+    commands = {
+        "raw echo": [sys.executable, "-m", "workers.bench.echo_responder", url, ECHO_SUBJECT]
+    }
+    for actor in ALL_ACTORS:
+        commands[actor] = [sys.executable, "-m", "workers.cli", "worker", actor, "--nats", url,
+                           "--don", DON, "--node", NODE, "--dev-root", str(root)]  # fmt: skip
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for name, cmd in commands.items():
+            procs[name] = _spawn(cmd, env)
+        wait_ready(procs, START_TIMEOUT_S)
+    except RuntimeError as exc:
+        stop_processes(list(procs.values()))
+        raise BenchFailed(str(exc)) from exc
+    except BaseException:
+        stop_processes(list(procs.values()))
+        raise
+    return list(procs.values())
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+async def _seed(url: str, chain: TestChain) -> None:
+    admin = await connect(url, actor="registry-admin")
+    try:
+        seed = seed_with_measurements([chain.trusted_values_json()])
+        await load_entries(admin, seed_entries_for(seed))
+    finally:
+        await admin.close()
+
+
+async def _until_answering(nc: Client, chain: TestChain) -> None:
+    """The workers said ready; wait (bounded) until a whole request succeeds."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    for body in mint_requests(chain, 2, "probe"):
+        while True:
+            try:
+                await _timed(nc, subjects.rpc(DON, NODE), body, check=True)
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise BenchFailed(f"the node never answered: {exc}") from exc
+                await asyncio.sleep(0.1)
+
+
+async def _measure(url: str, chain: TestChain, settings: PipelineSettings) -> dict[str, Any]:
+    rpc_subject = subjects.rpc(DON, NODE)
+    per_round = max(1, settings.requests // settings.rounds)
+    warmup = mint_requests(chain, settings.warmup, "warm")
+    rounds = [mint_requests(chain, per_round, f"sat{r}") for r in range(settings.rounds)]
+    echo_body = rounds[0][0]  # an echo of a real request's size
+    nc = await connect(url, actor="bench")
+    try:
+        await _until_answering(nc, chain)
+        await saturate(nc, rpc_subject, warmup, 16, check=True)
+        node_rps, echo_rps = [], []
+        for bodies in rounds:
+            echo_rps.append(
+                await saturate(
+                    nc, ECHO_SUBJECT, [echo_body] * per_round, settings.in_flight, check=False
+                )
+            )
+            node_rps.append(await saturate(nc, rpc_subject, bodies, settings.in_flight, check=True))
+        throughput = statistics.median(node_rps)
+        rate = throughput / 2
+        count = max(50, int(rate * settings.seconds))
+        paced = mint_requests(chain, count, "lat")
+        latencies = await open_loop(nc, rpc_subject, paced, rate, check=True)
+        echo_at_rate = await open_loop(nc, ECHO_SUBJECT, [echo_body] * count, rate, check=False)
+        echo_seq = await sequential(nc, ECHO_SUBJECT, echo_body, settings.echo_samples)
+    finally:
+        await nc.close()
+    verify_ms = verify_warm_ms(chain)
+    p50, p99 = percentile_ms(latencies, 50), percentile_ms(latencies, 99)
+    echo_p50 = percentile_ms(echo_seq, 50)
+    floor = echo_p50 + verify_ms
+    return {
+        "throughput_rps": round(throughput, 1),
+        "throughput_rounds_rps": [round(x, 1) for x in node_rps],
+        "echo_throughput_rps": round(statistics.median(echo_rps), 1),
+        "throughput_over_echo": round(throughput / statistics.median(echo_rps), 4),
+        "in_flight": settings.in_flight,
+        "latency_rate_rps": round(rate, 1),
+        "latency_samples": len(latencies),
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "echo_at_rate_p50_ms": round(percentile_ms(echo_at_rate, 50), 3),
+        "echo_at_rate_p99_ms": round(percentile_ms(echo_at_rate, 99), 3),
+        "echo_p50_ms": round(echo_p50, 3),
+        "verify_warm_ms": round(verify_ms, 3),
+        "p50_over_floor": round(p50 / floor, 3),
+        "request_bytes": len(echo_body),
+        "targets": {
+            "throughput_at_least_700_rps": throughput >= TARGET_RPS,
+            "p99_at_most_15_ms_at_half_rate": p99 <= TARGET_P99_MS,
+            "p50_at_most_3x_echo_plus_verify": p50 <= TARGET_P50_FACTOR * floor,
+        },
+    }
+
+
+def run(settings: PipelineSettings | None = None) -> dict[str, Any]:
+    settings = settings or PipelineSettings()
+    chain = TestChain()
+    server = NatsServer(jetstream=True)
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        root = Path(tmp) / "root.pem"
+        root.write_bytes(chain.root_pem)
+        server.start_sync()
+        try:
+            # Seeded before the actors start, so each one's registry view loads at once.
+            asyncio.run(_seed(server.url, chain))
+            procs = start_processes(server.url, root)
+            try:
+                return run_loop(_measure(server.url, chain, settings))
+            finally:
+                stop_processes(procs)
+        finally:
+            server.cleanup()
+
+
+def render(result: dict[str, Any]) -> str:
+    targets = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["targets"].items())
+    return "\n".join(
+        [
+            "relay bench pipeline: one node, each actor its own process; both methods;"
+            " a fresh test-chain attestation per request",
+            f"  saturation ({result['in_flight']} in flight): node {result['throughput_rps']:.0f} req/s,"
+            f" raw echo {result['echo_throughput_rps']:.0f} req/s"
+            f" (node/echo {result['throughput_over_echo']:.3f}); rounds {result['throughput_rounds_rps']}",
+            f"  at {result['latency_rate_rps']:.0f} req/s ({result['latency_samples']} requests):"
+            f" node p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms;"
+            f" raw echo p50 {result['echo_at_rate_p50_ms']:.2f} ms, p99 {result['echo_at_rate_p99_ms']:.2f} ms",
+            f"  floor: raw echo p50 {result['echo_p50_ms']:.3f} ms (sequential) + warm verify"
+            f" {result['verify_warm_ms']:.3f} ms; node p50 = {result['p50_over_floor']:.2f} x floor",
+            f"  targets: {targets}",
+        ]
+    )
