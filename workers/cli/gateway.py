@@ -19,6 +19,8 @@ from workers.gateway.handler import DonConfig, DonConfigError, HandlerConfig, St
 from workers.gateway.http import DEFAULT_MAX_BODY_BYTES, HttpFront
 from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
 from workers.runtime.bus import connect
+from workers.runtime.credentials import credentials_for
+from workers.runtime.loop import run_loop
 
 log = logging.getLogger("relay.cli.gateway")
 
@@ -111,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.instance:
         settings = dataclasses.replace(settings, instance=args.instance)
     try:
-        asyncio.run(_serve(args, settings, don, http))
+        run_loop(_serve(args, settings, don, http))
     except OSError as exc:
         log.error("gateway failed: %s", exc)
         return 1
@@ -128,7 +130,9 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    nc = await connect(args.nats, actor="gateway", user=args.user, password=args.password)
+    # --user/--password (or RELAY_NATS_USER/_PASSWORD) win; else the gateway's own user.
+    user, password = (args.user, args.password) if args.user else credentials_for("gateway")
+    nc = await connect(args.nats, actor="gateway", user=user, password=password)
     actor = GatewayActor(nc, settings, StaticMembership(don))
     await actor.start()
     front: HttpFront | None = None

@@ -27,6 +27,7 @@ from workers import registry
 from workers.registry_store import LoadResult, load_entries, read_seed_file, read_view, to_seed
 from workers.registry_view import RegistryDataError, RegistryView
 from workers.runtime.bus import connect
+from workers.runtime.credentials import credentials_for
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -131,13 +132,15 @@ async def _connect(args: argparse.Namespace) -> Client:
     bus_log = logging.getLogger("relay.bus")
     level = bus_log.level
     bus_log.setLevel(logging.CRITICAL)  # one clear message below instead of one per retry
+    # --user/--password (or RELAY_NATS_USER/_PASSWORD) win; else registry-admin's own user.
+    user, password = (args.user, args.password) if args.user else credentials_for("registry-admin")
     try:
         return await asyncio.wait_for(
             connect(
                 args.nats,
                 actor="registry-admin",
-                user=args.user,
-                password=args.password,
+                user=user,
+                password=password,
                 connect_timeout_s=args.timeout,
             ),
             args.timeout,

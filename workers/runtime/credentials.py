@@ -3,7 +3,7 @@
 `RELAY_NATS_USER_<ACTOR>` / `RELAY_NATS_PASSWORD_<ACTOR>` (actor upper-cased, `-` as `_`)
 override the dev defaults; `RELAY_NATS_NO_AUTH=1` connects without credentials (a server
 without users). Passwords are never logged. Production uses nkeys or JWTs instead (see
-docs/operations.md); these dev passwords only protect a loopback test server.
+docs/security.md); these dev passwords only protect a loopback test server.
 """
 
 from __future__ import annotations
