@@ -21,6 +21,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.node",
     "workers.cli.demo",
     "workers.cli.bench",
+    "workers.cli.tail",
+    "workers.cli.svc",
 )
 
 
