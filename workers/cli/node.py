@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -15,10 +16,12 @@ from pathlib import Path
 from workers.node import ALL_ACTORS, start_actor
 from workers.runtime.loop import run_loop
 from workers.runtime.settings import NodeSettings
+from workers.runtime.telemetry import RelayMetrics
 
 log = logging.getLogger("relay.up")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_METRICS_PORT = 9464  # the OpenTelemetry Prometheus exporter's customary port
 
 
 def _settings(args: argparse.Namespace) -> NodeSettings:
@@ -41,6 +44,12 @@ def _add_node_options(parser: argparse.ArgumentParser) -> None:
         "--dev-root",
         help="PEM of a NON-AWS attestation root, for development only (loudly logged)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the ingress's metrics for Prometheus on 127.0.0.1:PORT/metrics"
+        " (default: $RELAY_METRICS_PORT; `relay up`: 9464; 0 turns it off)",
+    )
 
 
 async def _until_signalled() -> None:
@@ -51,9 +60,19 @@ async def _until_signalled() -> None:
     await stop.wait()
 
 
+def _metrics_for(actor: str, settings: NodeSettings) -> RelayMetrics | None:
+    """The ingress records the relay's metrics (PROTOCOL 5.5, per-stage latency) when asked to."""
+    if actor != "ingress" or not settings.metrics_port:
+        return None
+    from workers.runtime.telemetry import OtelRelayMetrics, install_prometheus
+
+    install_prometheus(settings.metrics_port, service_name=f"relay-{actor}")
+    return OtelRelayMetrics()
+
+
 async def _worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    actor = await start_actor(args.actor, settings)
+    actor = await start_actor(args.actor, settings, _metrics_for(args.actor, settings))
     print(f"relay worker {args.actor} ready on {settings.don}/{settings.node}", flush=True)
     await _until_signalled()
     # SIGTERM drains: stop intake, finish what is in flight, then close.
@@ -157,25 +176,26 @@ def _cmd_up(args: argparse.Namespace) -> int:
         if args.nats is None and not os.environ.get("RELAY_NATS_URL"):
             server = embedded_server()
             server.start_sync()
-            settings = NodeSettings.from_env(
-                don=settings.don,
-                node=settings.node,
-                nats_url=server.url,
-                dev_root_pem=settings.dev_root_pem,
-            )
+            settings = dataclasses.replace(settings, nats_url=server.url)
             print(f"embedded nats-server {server.url} (pid {server.pid}, JetStream in a temp dir)")
         if args.seed:
             asyncio.run(seed_registry(settings.nats_url, Path(args.seed)))
             print(f"registry seeded from {args.seed}")
         extra = ["--dev-root", str(settings.dev_root_pem)] if settings.dev_root_pem else []
+        metrics_port = (
+            DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
+        )
         for actor in args.actors:
-            procs[actor] = _spawn_worker(actor, settings, extra)
+            own = ["--metrics-port", str(metrics_port)] if actor == "ingress" else []
+            procs[actor] = _spawn_worker(actor, settings, extra + own)
         wait_ready(procs, timeout_s=30)
         from schemas import subjects
 
         print(f"relay node {settings.don}/{settings.node} ready:")
         print(f"  JSON-RPC  {subjects.rpc(settings.don, settings.node)}")
         print(f"  actors    {', '.join(f'{a} (pid {p.pid})' for a, p in procs.items())}")
+        if metrics_port and "ingress" in procs:
+            print(f"  metrics   http://127.0.0.1:{metrics_port}/metrics (Prometheus)")
         print("Ctrl-C (SIGINT) or SIGTERM drains and stops everything.", flush=True)
         if args.once:
             return 0

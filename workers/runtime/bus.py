@@ -191,6 +191,10 @@ class Service:
         )
         for name, subject, queue, handler in self._pending:
             await self._register(name, subject, queue, handler)
+        # Two round trips: nats-py queues SUB for its background writer while flush() may reach
+        # the socket first, so after one PONG the server may not have the subscriptions yet (a
+        # "ready" actor would then answer no-responders). The second PING follows the SUBs.
+        await self._nc.flush()
         await self._nc.flush()
 
     async def _register(self, name: str, subject: str, queue: str, handler: HeaderHandler) -> None:

@@ -79,6 +79,9 @@ class NodeSettings:
             values["max_attestation_age_s"] = (
                 None if max_age.strip().lower() in {"", "none", "off"} else float(max_age)
             )
+        metrics_port = os.environ.get("RELAY_METRICS_PORT")
+        if metrics_port:
+            values["metrics_port"] = int(metrics_port)
         dev_root = os.environ.get("RELAY_DEV_ROOT_PEM")
         if dev_root:
             values["dev_root_pem"] = Path(dev_root)

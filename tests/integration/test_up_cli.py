@@ -1,0 +1,203 @@
+"""`relay up` as an operator runs it: embedded server with nats.conf, seeded, every actor, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import any_pb2, wrappers_pb2
+
+from schemas import rpc, subjects
+from schemas.proto.gen import sdk_pb2
+from workers import binding
+from workers.attestation.testchain import TestChain
+from workers.devseed import seed_with_measurements
+from workers.runtime.bus import connect, request
+from workers.runtime.credentials import credentials_for
+from workers.runtime.natsserver import free_port
+
+DON, NODE = "relay-don", "node-0"
+
+
+class RunningUp:
+    def __init__(self, proc: subprocess.Popen[str], lines: list[str], metrics_port: int) -> None:
+        self.proc = proc
+        self.lines = lines
+        self.metrics_port = metrics_port
+
+    @property
+    def nats_url(self) -> str:
+        for line in self.lines:
+            found = re.search(r"embedded nats-server (nats://\S+)", line)
+            if found:
+                return found.group(1)
+        raise AssertionError(f"no server URL in {self.lines}")
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text: str = resp.read().decode()
+            return text
+
+
+@pytest.fixture(scope="module")
+def chain() -> TestChain:
+    return TestChain()
+
+
+@pytest.fixture(scope="module")
+def up(chain: TestChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
+    """`relay up` with a dev root and a seed trusting the test chain, until it says ready."""
+    tmp = tmp_path_factory.mktemp("up")
+    root, seed = tmp / "root.pem", tmp / "seed.json"
+    root.write_bytes(chain.root_pem)
+    seed.write_text(json.dumps(seed_with_measurements([chain.trusted_values_json()])))
+    metrics_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    argv = ["up", "--seed", str(seed), "--dev-root", str(root)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", *argv, "--metrics-port", str(metrics_port)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("Ctrl-C") for line in lines):
+            assert time.monotonic() < deadline, lines
+            line = proc.stdout.readline()
+            assert line, f"relay up exited early ({proc.wait()}): {lines}"
+            lines.append(line.rstrip("\n"))
+        yield RunningUp(proc, lines, metrics_port)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def echo_request(chain: TestChain, request_id: str, *, method: str | None = None) -> bytes:
+    inner = any_pb2.Any()
+    inner.Pack(wrappers_pb2.StringValue(value="hi"))
+    payload = sdk_pb2.CapabilityRequest(method="echo", payload=inner).SerializeToString()
+    params: dict[str, Any] = {
+        "workflow_id": "wf-up",
+        "owner": "0xowner",
+        "execution_id": "ab" * 32,
+        "reference_id": request_id,
+        "capability_id": "echo@1.0.0",
+        "payload": base64.b64encode(payload).decode(),
+    }
+    bound = binding.bind(rpc.MethodCapabilityExec, json.dumps(params).encode())
+    params["attestation"] = base64.b64encode(chain.document(user_data=bound.user_data)).decode()
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": method or rpc.MethodCapabilityExec,
+        "params": params,
+    }
+    return json.dumps(body).encode()
+
+
+async def ask_as_gateway(url: str, raw: bytes) -> dict[str, Any]:
+    user, password = credentials_for("gateway")
+    nc = await connect(url, actor="gateway", user=user, password=password)
+    try:
+        answer: dict[str, Any] = json.loads(
+            await request(nc, subjects.rpc(DON, NODE), raw, timeout_s=10)
+        )
+        return answer
+    finally:
+        await nc.close()
+
+
+def test_up_says_where_it_listens_and_which_actors_run(up: RunningUp) -> None:
+    """The ready report names the JSON-RPC subject, every actor with its pid, and the metrics URL."""
+    text = "\n".join(up.lines)
+    assert f"JSON-RPC  {subjects.rpc(DON, NODE)}" in text
+    for actor in ("registry", "verifier", "dispatch-secrets", "dispatch-capability", "ingress"):
+        assert re.search(rf"{actor} \(pid \d+\)", text), actor
+    assert f"http://127.0.0.1:{up.metrics_port}/metrics" in text
+
+
+async def test_an_attested_request_through_up_reaches_the_echo_capability(
+    up: RunningUp, chain: TestChain
+) -> None:
+    """The gateway's own NATS user gets a capability result from the node `relay up` started."""
+    answer = await ask_as_gateway(up.nats_url, echo_request(chain, "up-1"))
+    assert "error" not in answer, answer
+    response = sdk_pb2.CapabilityResponse.FromString(base64.b64decode(answer["result"]["payload"]))
+    assert response.payload.Is(wrappers_pb2.StringValue.DESCRIPTOR)
+
+
+async def test_the_ingress_exposes_the_protocol_metrics_for_prometheus(
+    up: RunningUp, chain: TestChain
+) -> None:
+    """PROTOCOL 5.5's instruments, with their attributes, and per-stage latency, after real requests."""
+    await ask_as_gateway(up.nats_url, echo_request(chain, "up-2"))
+    unsupported = await ask_as_gateway(up.nats_url, echo_request(chain, "up-3", method="x.y"))
+    assert unsupported["error"] == {"code": -32601, "message": "unsupported method: x.y"}
+    text = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the exporter reads the SDK on each scrape
+        text = up.metrics()
+        if 'method="x.y"' in text:
+            break
+        await asyncio.sleep(0.1)
+    success = re.search(
+        r'enclave_relay_request_count_total\{[^}]*method="confidential.capability.execute"'
+        r'[^}]*outcome="success"[^}]*\} (\d+)',
+        text,
+    )
+    assert success, text
+    assert int(success.group(1)) >= 1
+    assert re.search(r'enclave_relay_request_count_total\{[^}]*error_code="-32601"', text)
+    assert re.search(r'enclave_relay_request_internal_error_total\{[^}]*error_code="-32601"', text)
+    assert re.search(r'enclave_relay_request_success_total\{gateway_id="gateway"', text)
+    # The exporter appends the unit: enclave_relay_request_latency_ms becomes ..._ms_milliseconds.
+    assert re.search(r'enclave_relay_request_latency_ms\w*_bucket\{[^}]*method="x.y"', text)
+    for stage in ("registry", "verify", "dispatch"):
+        assert re.search(rf'relay_stage_latency_seconds_count\{{[^}}]*stage="{stage}"', text), stage
+
+
+def test_sigterm_drains_and_stops_every_process_it_started(up: RunningUp) -> None:
+    """After SIGTERM, `relay up` exits 0 and none of its actors or its nats-server is left."""
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", "\n".join(up.lines))]
+    assert len(pids) >= 6  # the server and the actors
+    os.kill(up.proc.pid, signal.SIGTERM)
+    assert up.proc.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return False
