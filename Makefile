@@ -34,6 +34,7 @@ up: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/relay bench attest
+	$(BIN)/relay bench pipeline
 
 proto: $(STAMP)
 	$(BIN)/python -m schemas.proto.build
