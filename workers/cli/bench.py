@@ -12,27 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from workers.cli.args import positive_float, positive_int
+
 EXIT_OK, EXIT_SELF_CHECK, EXIT_USAGE = 0, 1, 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,9 +31,9 @@ def register_attest(bench_sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     attest.add_argument("--json", action="store_true", help="print one JSON object")
     attest.add_argument(
-        "--seconds", type=_positive_float, default=0.5, help="per contender per round (0.5)"
+        "--seconds", type=positive_float, default=0.5, help="per contender per round (0.5)"
     )
-    attest.add_argument("--rounds", type=_positive_int, default=7, help="rounds, median taken (7)")
+    attest.add_argument("--rounds", type=positive_int, default=7, help="rounds, median taken (7)")
     attest.add_argument(
         "--docs",
         type=Path,
@@ -92,13 +74,13 @@ def register_pipeline(bench_sub: argparse._SubParsersAction[argparse.ArgumentPar
     )
     pipeline.add_argument("--json", action="store_true", help="print one JSON object")
     pipeline.add_argument(
-        "--requests", type=_positive_int, default=3000, help="requests at saturation (3000)"
+        "--requests", type=positive_int, default=3000, help="requests at saturation (3000)"
     )
     pipeline.add_argument(
-        "--seconds", type=_positive_float, default=4.0, help="length of the latency run (4)"
+        "--seconds", type=positive_float, default=4.0, help="length of the latency run (4)"
     )
     pipeline.add_argument(
-        "--in-flight", type=_positive_int, default=64, help="requests in flight at saturation (64)"
+        "--in-flight", type=positive_int, default=64, help="requests in flight at saturation (64)"
     )
     pipeline.set_defaults(func=_pipeline)
 

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from workers import svc_format
+from workers.cli.args import positive_float
 from workers.cli.tail import (
     EXIT_OK,
     EXIT_UNREACHABLE,
@@ -29,7 +30,6 @@ from workers.cli.tail import (
     connect_ops,
     describe_failure,
     nats_url_arg,
-    positive_float,
 )
 
 INFO_SUBJECT = "$SRV.INFO"

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from workers import tail_format
+from workers.cli.args import positive_float, positive_int
 from workers.runtime.bus import connect
 from workers.runtime.credentials import credentials_for
 
@@ -45,26 +46,6 @@ def subject_arg(text: str) -> str:
     if problem is not None:
         raise argparse.ArgumentTypeError(f"invalid subject {text!r}: {problem}")
     return text
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
 
 
 def nats_url_arg(p: argparse.ArgumentParser) -> None:
