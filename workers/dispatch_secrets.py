@@ -37,6 +37,7 @@ log = logging.getLogger("relay.dispatch.secrets")
 
 VAULT_REQUEST_TYPE = "vault.GetSecretsRequest"
 VAULT_RESPONSE_TYPE = "vault.GetSecretsResponse"
+_LOCAL_NODE_FAILED = "failed to get local node: "
 
 
 def build_vault_request(
@@ -119,7 +120,10 @@ async def handle(
     local = await registry.local_node(deadline)
     if not isinstance(local, bus.LocalNode):
         detail = local.detail if isinstance(local, bus.StageError) else repr(local)
-        return internal(f"failed to get local node: {detail}")
+        # The registry's own LocalNode errors already read "failed to get local node: <reason>".
+        if not detail.startswith(_LOCAL_NODE_FAILED):
+            detail = _LOCAL_NODE_FAILED + detail
+        return internal(detail)
     call = capability.CapabilityCall(
         capability_id=rpc.VaultCapabilityID,
         method=rpc.VaultMethodSecretsGet,

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from schemas import bus, rpc, subjects
 from schemas.gojson import GoJSONError
 from workers import binding
+from workers.registry import NO_MEASUREMENTS
 from workers.registry_client import RegistryLookups, open_registry
 from workers.runtime.bus import Headers, Service, StageTimeout, StageUnavailable, request
 from workers.runtime.settings import NodeSettings
@@ -144,9 +145,13 @@ class Ingress:
         document = decode_attestation(bound.attestation)
         measurements = await self._stage("registry", self._stages.measurements(deadline))
         if isinstance(measurements, bus.StageError):
+            # The registry reports an empty set as an error; upstream checks it after the config
+            # lookup, so its detail is not wrapped (PROTOCOL 2.5 row 3).
+            if measurements.detail == NO_MEASUREMENTS:
+                raise _internal(NO_MEASUREMENTS)
             raise _internal(f"failed to get enclave attestation config: {measurements.detail}")
         if not measurements.trusted_values:
-            raise _internal("no trusted measurements found in capabilities registry")
+            raise _internal(NO_MEASUREMENTS)
         verdict = await self._stage(
             "verify",
             self._stages.verify(

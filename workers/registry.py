@@ -48,6 +48,7 @@ NOT_LOADED = (
     f"registry not loaded: nothing has been read from KV bucket {subjects.REGISTRY_BUCKET} yet"
 )
 EMPTY = "empty local registry: no DONs registered"
+NO_MEASUREMENTS = "no trusted measurements found in capabilities registry"
 
 
 def _internal(detail: str) -> bus.StageError:
@@ -114,7 +115,7 @@ def measurements(
     if config.enclaves is None:
         return _internal(f"failed to unwrap enclave config: {config.unwrap_error}")
     if not config.enclaves.trusted_values:
-        return _internal("no trusted measurements found in capabilities registry")
+        return _internal(NO_MEASUREMENTS)
     return bus.Measurements(
         revision=view.revision,
         trusted_values=list(config.enclaves.trusted_values),

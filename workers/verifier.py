@@ -20,6 +20,7 @@ from nats.aio.client import Client
 
 from schemas import bus, subjects
 from workers.attestation import AttestationError, MeasurementIndex, TrustRoots, Verifier
+from workers.registry import NO_MEASUREMENTS
 from workers.runtime.bus import Headers, Service
 from workers.runtime.settings import NodeSettings
 
@@ -73,7 +74,7 @@ class VerifierActor:
             return bus.StageError(
                 code=INTERNAL,
                 message="internal error",
-                detail="no trusted measurements found in capabilities registry",
+                detail=NO_MEASUREMENTS,
             )
         try:
             index = self._index(req)
