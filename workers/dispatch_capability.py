@@ -5,9 +5,9 @@ a successful result `{"error": ...}`; the answer is a deterministically serialis
 `sdk.v1alpha.CapabilityResponse` in base64 (N3+, so map fields agree byte for byte across nodes).
 Execution is deduplicated by its logical key, so a retried request never runs twice.
 
-The protobuf parse error text is python-protobuf's, not Go's (`proto: cannot parse invalid
-wire-format data`): it goes on the wire as -32602, so a Python and a Go node disagree on that
-one message, and such a request cannot reach quorum on a mixed DON (it is an error either way).
+Whether the payload unmarshals, and the -32602 text when it does not, are protobuf-go's
+(`workers/goproto.py`), not python-protobuf's: that message goes on the wire, and honest Python and
+Go nodes must agree on it byte for byte.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
 from schemas.proto.gen import sdk_pb2, values_pb2
-from workers import binding
+from workers import binding, goproto
 from workers.dedupe import Deduplicator, logical_key
 from workers.dispatch_common import (
     Capabilities,
@@ -83,11 +83,18 @@ class CapabilityDispatcher:
             raw = binding.go_base64_decode(params.payload)
         except binding.GoBase64Error as exc:
             return invalid_params(f"failed to decode payload: {exc.message}")
+        try:
+            goproto.check_capability_request(raw)
+        except goproto.GoProtoError as exc:
+            return invalid_params(f"failed to unmarshal capability request: {exc}")
         request = sdk_pb2.CapabilityRequest()
         try:
             request.ParseFromString(raw)
         except DecodeError as exc:
-            return invalid_params(f"failed to unmarshal capability request: {exc}")
+            # Go accepts it, python-protobuf does not: only past upb's nesting limit of 100 for
+            # unknown groups, where Go allows 10,000. Fail closed with Go's generic text.
+            log.warning("payload Go accepts but python-protobuf refuses: %s", exc)
+            return invalid_params(f"failed to unmarshal capability request: {goproto.ERR_DECODE}")
         # The proto's own id and callback_id are ignored: params.capability_id is authoritative.
         call = capability.CapabilityCall(
             capability_id=params.capability_id,

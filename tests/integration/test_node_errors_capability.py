@@ -199,18 +199,28 @@ async def test_a_payload_that_is_not_base64_is_invalid_params_with_gos_offset(
     assert relay.cap.calls == []
 
 
-@pytest.mark.parametrize("payload", ["/w==", base64.b64encode(b"\x0a\x05ab").decode()])
+@pytest.mark.parametrize(
+    ("wire", "go_error"),
+    [
+        (b"\xff", "proto: cannot parse invalid wire-format data"),
+        (b"\x0a\x05ab", "proto: cannot parse invalid wire-format data"),
+        # python-protobuf accepts this varint; Go refuses it, and so must we.
+        (b"\x20" + b"\xff" * 9 + b"\x02", "proto: cannot parse invalid wire-format data"),
+        (b"\x1a\x01\xff", "string field contains invalid UTF-8"),
+        # Go accepts 101 nested unknown groups, python-protobuf does not: Go's generic text.
+        (b"\x4b" * 101 + b"\x4c" * 101, "proto: cannot parse invalid wire-format data"),
+    ],
+    ids=["truncated-tag", "short-length", "varint-overflow", "method-not-utf8", "deep-groups"],
+)
 async def test_a_payload_that_is_not_a_capability_request_is_invalid_params(
-    relay: Relay, caplog: pytest.LogCaptureFixture, payload: str
+    relay: Relay, caplog: pytest.LogCaptureFixture, wire: bytes, go_error: str
 ) -> None:
-    """Row 6: -32602 `failed to unmarshal capability request: <protobuf error>` (python's text)."""
-    params = capability_params(payload=payload)
+    """Row 6: -32602 `failed to unmarshal capability request: <err>` with protobuf-go's text."""
+    params = capability_params(payload=base64.b64encode(wire).decode())
     raw = await ask(relay.nc, attested(relay.chain, METHOD, params))
-    error = json.loads(raw)["error"]
-    assert error["code"] == rpc.ErrInvalidParams
-    assert error["message"].startswith("failed to unmarshal capability request: ")
-    assert raw == error_bytes("req-1", METHOD, rpc.ErrInvalidParams, error["message"])
-    assert logged_errors(caplog, "req-1") == [(rpc.ErrInvalidParams, error["message"])]
+    message = f"failed to unmarshal capability request: {go_error}"
+    assert raw == error_bytes("req-1", METHOD, rpc.ErrInvalidParams, message)
+    assert logged_errors(caplog, "req-1") == [(rpc.ErrInvalidParams, message)]
 
 
 @pytest.mark.parametrize("payload", ["ab$d", "/w=="], ids=["not-base64", "not-protobuf"])
