@@ -118,6 +118,10 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True, tag="dispatch")
     request_id: str
     method: str
     params: msgspec.Raw
+    # How long the ingress still waits for this answer (ms) when it sent it; the dispatcher gives
+    # its call to the DON no longer, so nothing runs on after the ingress gave up. 0: unknown (an
+    # older ingress), the dispatcher's own request budget applies.
+    budget_ms: int = 0
 
 
 class DispatchResult(msgspec.Struct, frozen=True, kw_only=True, tag="result"):

@@ -113,8 +113,16 @@ def gateway_replies(don: str, instance: str) -> str:
     return f"{gateway_responses(don)}.{encode_token(instance)}.>"
 
 
+EMPTY_VERB_TOKEN = "_"
+"""The token of an empty capability method: `_` alone, which `encode_token` never produces."""
+
+
 def capability(capability_id: str, verb: str) -> str:
-    return f"{CAPABILITY_ROOT}.{VERSION}.{encode_token(capability_id)}.{encode_token(verb)}"
+    """`cap.v1.<capability>.<method>`. An enclave may name no method at all (Go passes "" on to
+    the capability, which decides); it still gets a subject, so it is refused like any method
+    nobody serves, not as a malformed request."""
+    verb_token = encode_token(verb) if verb else EMPTY_VERB_TOKEN
+    return f"{CAPABILITY_ROOT}.{VERSION}.{encode_token(capability_id)}.{verb_token}"
 
 
 # Queue groups: one per actor kind, so replicas of an actor share the work.

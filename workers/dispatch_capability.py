@@ -30,6 +30,7 @@ from workers.dispatch_common import (
     CapabilityUnreachable,
     NatsCapabilities,
     Registry,
+    deadline_for,
     internal,
     invalid_params,
 )
@@ -145,9 +146,10 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
     dispatcher = CapabilityDispatcher(registry, NatsCapabilities(nc), Deduplicator())
 
     async def serve(data: bytes, headers: Headers) -> bytes:
-        deadline = time.monotonic() + settings.request_timeout_s
+        received_at = time.monotonic()
         try:
             req = bus.DISPATCH_REQUEST_DECODER.decode(data)
+            deadline = deadline_for(req, settings, received_at)
             reply = await dispatcher.handle(req, deadline)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             reply = internal(f"bad dispatch request: {exc}")

@@ -9,8 +9,17 @@ from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
 from workers.runtime.bus import StageTimeout, StageUnavailable, request
+from workers.runtime.settings import NodeSettings
 
 INTERNAL = rpc.ErrInternal
+
+
+def deadline_for(req: bus.DispatchRequest, settings: NodeSettings, received_at: float) -> float:
+    """When to stop: the ingress's remaining budget as it sent `req`, never more than ours."""
+    budget = settings.request_timeout_s
+    if req.budget_ms > 0:
+        budget = min(budget, req.budget_ms / 1000.0)
+    return received_at + budget
 
 
 def internal(detail: str) -> bus.StageError:

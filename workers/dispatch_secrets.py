@@ -25,6 +25,7 @@ from workers.dispatch_common import (
     CapabilityUnreachable,
     NatsCapabilities,
     Registry,
+    deadline_for,
     go_hex_decode,
     internal,
     invalid_params,
@@ -161,9 +162,10 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
     registry, caps = await open_registry(nc, settings), NatsCapabilities(nc)
 
     async def serve(data: bytes, headers: Headers) -> bytes:
-        deadline = time.monotonic() + settings.request_timeout_s
+        received_at = time.monotonic()
         try:
             req = bus.DISPATCH_REQUEST_DECODER.decode(data)
+            deadline = deadline_for(req, settings, received_at)
             reply = await handle(req, registry, caps, deadline)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             reply = internal(f"bad dispatch request: {exc}")

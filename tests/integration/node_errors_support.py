@@ -8,6 +8,7 @@ its row needs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable
@@ -185,11 +186,13 @@ class FakeDon:
     def __init__(self, answer: Answer) -> None:
         self.default = answer
         self.answer = answer
+        self.delay_s = 0.0  # a slow DON: how long each call takes before it is answered
         self.calls: list[capability.CapabilityCall] = []
         self.service: Service | None = None
 
     def reset(self) -> FakeDon:
         self.answer = self.default
+        self.delay_s = 0.0
         self.calls.clear()
         return self
 
@@ -201,6 +204,8 @@ class FakeDon:
         async def serve(data: bytes, headers: Headers) -> bytes:
             call = capability.CALL_DECODER.decode(data)
             self.calls.append(call)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
             return capability.ENCODER.encode(self.answer(call))
 
         svc = Service(nc, name=name, description=f"fake {capability_id}")

@@ -7,6 +7,7 @@ import base64
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf import any_pb2
@@ -16,6 +17,8 @@ from schemas.proto.gen import sdk_pb2, values_pb2, vault_pb2
 from workers import dispatch_secrets, enclave_crypto
 from workers.dedupe import Deduplicator, logical_key
 from workers.dispatch_capability import response_payload
+from workers.dispatch_common import deadline_for
+from workers.runtime.settings import NodeSettings
 
 KEY = "aabbcc"
 
@@ -264,3 +267,19 @@ def test_committed_json_schemas_match_a_fresh_export() -> None:
         assert (capability.SCHEMA_DIR / name).read_bytes() == content, name
     call = json.loads(capability.json_schemas()["capability-call.v1.json"])
     assert "CapabilityCall" in json.dumps(call)
+
+
+@pytest.mark.parametrize(
+    ("budget_ms", "expected_s"),
+    [(250, 0.25), (0, 10.0), (60_000, 10.0)],
+    ids=["the ingress's budget", "unknown: our own", "never more than our own"],
+)
+def test_a_dispatcher_stops_when_the_ingress_stops_waiting(
+    budget_ms: int, expected_s: float
+) -> None:
+    """The deadline is the budget the ingress sent, capped by the dispatcher's request budget."""
+    req = bus.DispatchRequest(
+        request_id="r", method=rpc.MethodSecretsGet, params=msgspec.Raw(b"{}"), budget_ms=budget_ms
+    )
+    settings = NodeSettings(request_timeout_s=10.0)
+    assert deadline_for(req, settings, received_at=100.0) == pytest.approx(100.0 + expected_s)

@@ -30,3 +30,11 @@ def test_tokens_not_produced_by_the_encoder_are_rejected(token: str) -> None:
     """Malformed or non-canonical tokens raise instead of decoding to something else."""
     with pytest.raises(ValueError, match=r".+"):
         subjects.decode_token(token)
+
+
+def test_an_empty_capability_method_gets_a_token_no_method_can_collide_with() -> None:
+    """Method "" routes to `_`, which no non-empty method encodes to (and which is not valid)."""
+    assert subjects.capability("echo@1.0.0", "") == "cap.v1.echo_401_2e0_2e0._"
+    assert subjects.EMPTY_VERB_TOKEN not in {subjects.encode_token(m) for m in ("_", "x", "-")}
+    with pytest.raises(ValueError, match=r".+"):
+        subjects.decode_token(subjects.EMPTY_VERB_TOKEN)

@@ -1,0 +1,96 @@
+"""A slow DON behind dispatch: called once, given only the ingress's remaining budget.
+
+The node runs with a 3 s request budget and 0.5 s attempts at pure stages (node_settings).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from schemas import capability, rpc
+from schemas.proto.gen import sdk_pb2
+from tests.integration.node_errors_support import (
+    FAKE_CAP,
+    FAKE_METHODS,
+    Relay,
+    ask,
+    assert_internal,
+    attested,
+    capability_params,
+    relay_node,
+    secrets_params,
+)
+from workers.attestation.testchain import TestChain
+from workers.runtime.natsserver import NatsServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+BUDGET_S, ATTEMPT_S = 3.0, 0.5
+
+
+@pytest.fixture(scope="module")
+def chain() -> TestChain:
+    return TestChain()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def node(
+    nats_server: NatsServer, chain: TestChain, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Relay]:
+    root = tmp_path_factory.mktemp("root") / "root.pem"
+    root.write_bytes(chain.root_pem)
+    async with relay_node(nats_server, chain, root) as relay:
+        yield relay
+
+
+@pytest.fixture
+def relay(node: Relay) -> Relay:
+    node.vault.reset()
+    node.cap.reset()
+    return node
+
+
+async def test_a_vault_slower_than_one_attempt_answers_and_is_called_once(relay: Relay) -> None:
+    """A secrets read taking twice a pure stage's attempt still succeeds, with one vault call."""
+    relay.vault.delay_s = 2 * ATTEMPT_S
+    raw = await ask(relay.nc, attested(relay.chain, rpc.MethodSecretsGet, secrets_params()))
+    assert "result" in json.loads(raw), raw
+    assert len(relay.vault.calls) == 1
+
+
+async def test_a_slow_capability_answers_and_is_executed_once(relay: Relay) -> None:
+    """A capability taking longer than an attempt is waited for, never sent a second time."""
+    relay.cap.answer = lambda call: capability.CapabilityOutcome(payload=b"")
+    relay.cap.delay_s = 2 * ATTEMPT_S
+    request = sdk_pb2.CapabilityRequest(method=FAKE_METHODS[0]).SerializeToString()
+    params = capability_params(capability_id=FAKE_CAP, payload=base64.b64encode(request).decode())
+    raw = await ask(relay.nc, attested(relay.chain, rpc.MethodCapabilityExec, params))
+    assert json.loads(raw).get("result") == {}, raw
+    assert len(relay.cap.calls) == 1
+
+
+async def test_a_vault_slower_than_the_budget_is_a_timely_internal_error(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the budget: `internal error` by the deadline, the vault asked once, detail logged."""
+    relay.vault.delay_s = BUDGET_S + 0.5
+    started = time.monotonic()
+    raw = await ask(relay.nc, attested(relay.chain, rpc.MethodSecretsGet, secrets_params()))
+    elapsed = time.monotonic() - started
+    assert BUDGET_S - 0.5 < elapsed < BUDGET_S + 0.5
+    detail = assert_internal(
+        raw,
+        caplog,
+        request_id="req-1",
+        method=rpc.MethodSecretsGet,
+        detail="vault execute failed",
+        prefix=True,
+    )
+    assert "timed out" in detail or "no reply" in detail, detail
+    assert len(relay.vault.calls) == 1
