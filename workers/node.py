@@ -1,8 +1,8 @@
 """One relay node: its actors, each on its own NATS connection, in one process or one per process.
 
-`ACTORS` names every actor `relay worker <actor>` can run. `start_actor` connects one actor as its
+`ALL_ACTORS` names every actor `relay worker <actor>` can run. `start_actor` connects one actor as its
 own NATS user and starts it; `NodeProcess` runs the actors of one node in the current event loop
-(tests, the demo, `relay up --in-process`); `relay up` runs each actor as its own process.
+(tests and the demo); `relay up` runs each actor as its own process.
 """
 
 from __future__ import annotations

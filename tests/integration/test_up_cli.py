@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf import any_pb2, wrappers_pb2
 
 from schemas import rpc, subjects
 from schemas.proto.gen import sdk_pb2
-from workers import binding
+from workers import binding, enclave_crypto
 from workers.attestation.testchain import TestChain
 from workers.devseed import seed_with_measurements
 from workers.runtime.bus import connect, request
@@ -33,10 +34,17 @@ DON, NODE = "relay-don", "node-0"
 
 
 class RunningUp:
-    def __init__(self, proc: subprocess.Popen[str], lines: list[str], metrics_port: int) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], lines: list[str], metrics_port: int, log: Path
+    ) -> None:
         self.proc = proc
         self.lines = lines
         self.metrics_port = metrics_port
+        self.log = log
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """Every line the node's processes wrote to stderr, each one JSON object."""
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
     @property
     def nats_url(self) -> str:
@@ -67,15 +75,20 @@ def up(chain: TestChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     seed.write_text(json.dumps(seed_with_measurements([chain.trusted_values_json()])))
     metrics_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env["RELAY_LOG_LEVEL"] = "DEBUG"  # the most a node ever logs: still no secret in it
+    log = tmp / "stderr.jsonl"
+    stderr = log.open("w")
     argv = ["up", "--seed", str(seed), "--dev-root", str(root)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "workers.cli", *argv, "--metrics-port", str(metrics_port)],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         stdin=subprocess.DEVNULL,
         text=True,
         env=env,
         start_new_session=True,
     )
+    stderr.close()  # the child has its own copy
     lines: list[str] = []
     try:
         assert proc.stdout is not None
@@ -85,7 +98,7 @@ def up(chain: TestChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
             line = proc.stdout.readline()
             assert line, f"relay up exited early ({proc.wait()}): {lines}"
             lines.append(line.rstrip("\n"))
-        yield RunningUp(proc, lines, metrics_port)
+        yield RunningUp(proc, lines, metrics_port, log)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
@@ -180,6 +193,35 @@ async def test_the_ingress_exposes_the_protocol_metrics_for_prometheus(
     assert re.search(r'enclave_relay_request_latency_ms\w*_bucket\{[^}]*method="x.y"', text)
     for stage in ("registry", "verify", "dispatch"):
         assert re.search(rf'relay_stage_latency_seconds_count\{{[^}}]*stage="{stage}"', text), stage
+
+
+async def test_the_full_error_is_logged_as_json_and_no_secret_is(
+    up: RunningUp, chain: TestChain
+) -> None:
+    """The ingress logs a request's detail in JSON; a fetched secret and the passwords never."""
+    enclave_key = enclave_crypto.public_hex(X25519PrivateKey.generate())
+    params: dict[str, Any] = {
+        "workflow_id": "wf-up",
+        "owner": "0xab5801a7d398351b8be11c439e05c5b3259aec9b",
+        "execution_id": "cd" * 32,
+        "secrets": [{"key": "API_KEY"}],
+        "enclave_public_key": enclave_key,
+    }
+    bound = binding.bind(rpc.MethodSecretsGet, json.dumps(params).encode())
+    params["attestation"] = base64.b64encode(chain.document(user_data=bound.user_data)).decode()
+    body = {"jsonrpc": "2.0", "id": "up-4", "method": rpc.MethodSecretsGet, "params": params}
+    answer = await ask_as_gateway(up.nats_url, json.dumps(body).encode())
+    assert answer["result"]["secrets"][0]["id"]["key"] == "API_KEY", answer
+    await ask_as_gateway(up.nats_url, echo_request(chain, "up-5", method="nope"))
+    await asyncio.sleep(0.2)  # let the workers' stderr reach the file
+    entries = up.log_entries()
+    errors = [e for e in entries if e["msg"] == "request error" and e.get("request_id") == "up-5"]
+    assert errors, entries[-5:]
+    assert errors[0]["actor"] == "ingress"
+    assert (errors[0]["errorCode"], errors[0]["err"]) == (-32601, "unsupported method: nope")
+    text = up.log.read_text()
+    assert "s3cr3t-api-key-for-the-demo" not in text
+    assert "dev-password" not in text
 
 
 def test_sigterm_drains_and_stops_every_process_it_started(up: RunningUp) -> None:

@@ -20,6 +20,7 @@ from workers.gateway.http import DEFAULT_MAX_BODY_BYTES, HttpFront
 from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
 from workers.runtime.bus import connect
 from workers.runtime.credentials import credentials_for
+from workers.runtime.logs import configure as configure_logs
 from workers.runtime.loop import run_loop
 
 log = logging.getLogger("relay.cli.gateway")
@@ -86,9 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logs("gateway", level=args.log_level)
     members: tuple[str, ...] = args.members
     f = args.f if args.f is not None else (len(members) - 1) // 3
     try:

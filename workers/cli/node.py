@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from workers.node import ALL_ACTORS, start_actor
+from workers.runtime.logs import configure as configure_logs
 from workers.runtime.loop import run_loop
 from workers.runtime.settings import NodeSettings
 from workers.runtime.telemetry import RelayMetrics
@@ -81,7 +82,7 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "INFO"))
+    configure_logs(args.actor)
     try:
         return run_loop(_worker(args))
     except Exception as exc:  # a clear line, not a traceback, for an operator
@@ -166,7 +167,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "WARNING"))
+    configure_logs("up", default_level="WARNING")
     from workers.node import embedded_server, seed_registry
 
     server = None
