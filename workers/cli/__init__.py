@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.bench",
     "workers.cli.tail",
     "workers.cli.svc",
+    "workers.cli.req",
 )
 
 
