@@ -175,10 +175,11 @@ async def test_a_disabled_node_takes_no_requests(
         await proc.stop()
 
 
-async def test_a_killed_verifier_is_replaced_by_another_within_the_deadline(
+@pytest.fixture
+async def two_verifiers(
     nats_server: NatsServer, chain: TestChain, root_pem: Path, nc: Client
-) -> None:
-    """Requests in flight when a verifier process dies are retried on a second verifier."""
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Registry, ingress and a fake dispatch in this process; two `relay worker verifier`s."""
     await load_entries(nc, seed_entries_for(seed_with_measurements([chain.trusted_values_json()])))
     dispatch_nc = await connect(nats_server.url, actor="dispatch-fake")
     dispatch = await fake_dispatch(dispatch_nc)
@@ -198,58 +199,7 @@ async def test_a_killed_verifier_is_replaced_by_another_within_the_deadline(
             assert w.stdout is not None
             line = await asyncio.wait_for(w.stdout.readline(), 20)
             assert b"ready" in line
-        requests = [asyncio.create_task(ask(nc, capability_request(chain))) for _ in range(40)]
-        await asyncio.sleep(0.02)
-        os.kill(workers[0].pid, signal.SIGKILL)
-        answers = await asyncio.gather(*requests)
-        assert all("result" in response for response, _ in answers), answers
-    finally:
-        for w in workers:
-            if w.returncode is None:
-                os.kill(w.pid, signal.SIGTERM)
-            await asyncio.wait_for(w.wait(), 10)
-        await proc.stop()
-        await dispatch.stop()
-
-
-async def test_a_verifier_stopped_by_sigterm_finishes_its_requests_and_exits_cleanly(
-    nats_server: NatsServer, chain: TestChain, root_pem: Path, nc: Client
-) -> None:
-    """SIGTERM drains: nothing it accepted is lost (no request waits for a retry), exit code 0."""
-    await load_entries(nc, seed_entries_for(seed_with_measurements([chain.trusted_values_json()])))
-    dispatch_nc = await connect(nats_server.url, actor="dispatch-fake")
-    dispatch = await fake_dispatch(dispatch_nc)
-    proc = NodeProcess(settings(nats_server.url, root_pem), actors=("registry", "ingress"))
-    await proc.start()
-    env = {**os.environ, "RELAY_NATS_NO_AUTH": "1"}
-    cmd = [
-        sys.executable, "-m", "workers.cli", "worker", "verifier",
-        "--nats", nats_server.url, "--don", DON, "--node", NODE, "--dev-root", str(root_pem),
-    ]  # fmt: skip
-    workers = [
-        await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, env=env)
-        for _ in range(2)
-    ]
-    try:
-        for w in workers:
-            assert w.stdout is not None
-            line = await asyncio.wait_for(w.stdout.readline(), 20)
-            assert b"ready" in line
-
-        async def timed(body: bytes) -> tuple[dict[str, Any], float]:
-            started = asyncio.get_running_loop().time()
-            response, _ = await ask(nc, body)
-            return response, asyncio.get_running_loop().time() - started
-
-        bodies = [capability_request(chain) for _ in range(200)]  # minted before the clock
-        requests = [asyncio.create_task(timed(body)) for body in bodies]
-        await asyncio.sleep(0.03)  # both verifiers now hold queued work (about 80 ms of it)
-        os.kill(workers[0].pid, signal.SIGTERM)
-        answers = await asyncio.gather(*requests)
-        assert all("result" in response for response, _ in answers), answers
-        # A lost request would have waited out a whole attempt (0.5 s) before its retry.
-        assert max(elapsed for _, elapsed in answers) < 0.5
-        assert await asyncio.wait_for(workers[0].wait(), 15) == 0
+        yield workers
     finally:
         for w in workers:
             if w.returncode is None:
@@ -257,3 +207,35 @@ async def test_a_verifier_stopped_by_sigterm_finishes_its_requests_and_exits_cle
             await asyncio.wait_for(w.wait(), 15)
         await proc.stop()
         await dispatch.stop()
+
+
+async def test_a_killed_verifier_is_replaced_by_another_within_the_deadline(
+    two_verifiers: list[asyncio.subprocess.Process], chain: TestChain, nc: Client
+) -> None:
+    """Requests in flight when a verifier process dies are retried on a second verifier."""
+    requests = [asyncio.create_task(ask(nc, capability_request(chain))) for _ in range(40)]
+    await asyncio.sleep(0.02)
+    os.kill(two_verifiers[0].pid, signal.SIGKILL)
+    answers = await asyncio.gather(*requests)
+    assert all("result" in response for response, _ in answers), answers
+
+
+async def test_a_verifier_stopped_by_sigterm_finishes_its_requests_and_exits_cleanly(
+    two_verifiers: list[asyncio.subprocess.Process], chain: TestChain, nc: Client
+) -> None:
+    """SIGTERM drains: nothing it accepted is lost (no request waits for a retry), exit code 0."""
+
+    async def timed(body: bytes) -> tuple[dict[str, Any], float]:
+        started = asyncio.get_running_loop().time()
+        response, _ = await ask(nc, body)
+        return response, asyncio.get_running_loop().time() - started
+
+    bodies = [capability_request(chain) for _ in range(200)]  # minted before the clock
+    requests = [asyncio.create_task(timed(body)) for body in bodies]
+    await asyncio.sleep(0.03)  # both verifiers now hold queued work (about 80 ms of it)
+    os.kill(two_verifiers[0].pid, signal.SIGTERM)
+    answers = await asyncio.gather(*requests)
+    assert all("result" in response for response, _ in answers), answers
+    # A lost request would have waited out a whole attempt (0.5 s) before its retry.
+    assert max(elapsed for _, elapsed in answers) < 0.5
+    assert await asyncio.wait_for(two_verifiers[0].wait(), 15) == 0

@@ -8,10 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from schemas import capability, rpc
 from schemas.proto.gen import sdk_pb2
@@ -23,37 +21,12 @@ from tests.integration.node_errors_support import (
     assert_internal,
     attested,
     capability_params,
-    relay_node,
     secrets_params,
 )
-from workers.attestation.testchain import TestChain
-from workers.runtime.natsserver import NatsServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 BUDGET_S, ATTEMPT_S = 3.0, 0.5
-
-
-@pytest.fixture(scope="module")
-def chain() -> TestChain:
-    return TestChain()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def node(
-    nats_server: NatsServer, chain: TestChain, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Relay]:
-    root = tmp_path_factory.mktemp("root") / "root.pem"
-    root.write_bytes(chain.root_pem)
-    async with relay_node(nats_server, chain, root) as relay:
-        yield relay
-
-
-@pytest.fixture
-def relay(node: Relay) -> Relay:
-    node.vault.reset()
-    node.cap.reset()
-    return node
 
 
 async def test_a_vault_slower_than_one_attempt_answers_and_is_called_once(relay: Relay) -> None:

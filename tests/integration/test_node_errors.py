@@ -12,11 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from schemas import rpc
 from tests.integration.node_errors_support import (
@@ -28,39 +26,14 @@ from tests.integration.node_errors_support import (
     envelope,
     error_bytes,
     logged_errors,
-    relay_node,
     secrets_params,
 )
 from workers import binding
-from workers.attestation.testchain import TestChain, fake_pcrs
-from workers.runtime.natsserver import NatsServer
+from workers.attestation.testchain import fake_pcrs
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRETS, CAPABILITY = rpc.MethodSecretsGet, rpc.MethodCapabilityExec
-
-
-@pytest.fixture(scope="module")
-def chain() -> TestChain:
-    return TestChain()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def node(
-    nats_server: NatsServer, chain: TestChain, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Relay]:
-    root = tmp_path_factory.mktemp("root") / "root.pem"
-    root.write_bytes(chain.root_pem)
-    async with relay_node(nats_server, chain, root) as relay:
-        yield relay
-
-
-@pytest.fixture
-def relay(node: Relay) -> Relay:
-    """The module's node with its fakes back at their defaults (upstream's vault fixture)."""
-    node.vault.reset()
-    node.cap.reset()
-    return node
 
 
 # --- dispatch and params (no attestation reached) ---------------------------------------------

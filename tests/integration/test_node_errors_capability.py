@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.protobuf import any_pb2, wrappers_pb2
 
 from schemas import capability, rpc
@@ -29,36 +27,12 @@ from tests.integration.node_errors_support import (
     envelope,
     error_bytes,
     logged_errors,
-    relay_node,
 )
-from workers.attestation.testchain import TestChain
-from workers.runtime.natsserver import NatsServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 METHOD = rpc.MethodCapabilityExec
 NOT_FOUND = "capability not found: "  # wrapping the registry's own error, as upstream's %w does
-
-
-@pytest.fixture(scope="module")
-def chain() -> TestChain:
-    return TestChain()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def node(
-    nats_server: NatsServer, chain: TestChain, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Relay]:
-    root = tmp_path_factory.mktemp("root") / "root.pem"
-    root.write_bytes(chain.root_pem)
-    async with relay_node(nats_server, chain, root) as relay:
-        yield relay
-
-
-@pytest.fixture
-def relay(node: Relay) -> Relay:
-    node.cap.reset()
-    return node
 
 
 def sdk_payload(inner: Any = None, method: str = "run") -> str:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from schemas import rpc
 from tests.integration.node_errors_support import (
@@ -29,34 +28,17 @@ from tests.integration.node_errors_support import (
     error_bytes,
     logged_errors,
     module_seed,
-    relay_node,
     secrets_params,
 )
 from workers.attestation.testchain import TestChain
 from workers.devseed import seed_entries_for
 from workers.registry_store import load_entries
 from workers.registry_view import capability_key, node_key
-from workers.runtime.natsserver import NatsServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRETS, CAPABILITY = rpc.MethodSecretsGet, rpc.MethodCapabilityExec
 ATTESTATION_CONFIG = "failed to get enclave attestation config: "
-
-
-@pytest.fixture(scope="module")
-def chain() -> TestChain:
-    return TestChain()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def relay(
-    nats_server: NatsServer, chain: TestChain, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Relay]:
-    root = tmp_path_factory.mktemp("root") / "root.pem"
-    root.write_bytes(chain.root_pem)
-    async with relay_node(nats_server, chain, root) as node:
-        yield node
 
 
 # --- registry states --------------------------------------------------------------------------

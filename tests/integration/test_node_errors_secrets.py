@@ -8,11 +8,9 @@ the enclave key "aabbcc"), or exactly the misbehaviour a row needs.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from google.protobuf import any_pb2, wrappers_pb2
 
 from schemas import capability, rpc, subjects
@@ -30,40 +28,14 @@ from tests.integration.node_errors_support import (
     assert_internal,
     attested,
     packed,
-    relay_node,
     secrets_params,
     upstream_vault_response,
     vault_answer,
 )
-from workers.attestation.testchain import TestChain
-from workers.runtime.natsserver import NatsServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRETS = rpc.MethodSecretsGet
-
-
-@pytest.fixture(scope="module")
-def chain() -> TestChain:
-    return TestChain()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def node(
-    nats_server: NatsServer, chain: TestChain, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Relay]:
-    root = tmp_path_factory.mktemp("root") / "root.pem"
-    root.write_bytes(chain.root_pem)
-    async with relay_node(nats_server, chain, root) as relay:
-        yield relay
-
-
-@pytest.fixture
-def relay(node: Relay) -> Relay:
-    """The module's node with its fakes back at their defaults (upstream's vault fixture)."""
-    node.vault.reset()
-    node.cap.reset()
-    return node
 
 
 async def test_secrets_get_sends_upstreams_vault_request_and_translates_its_answer(
