@@ -30,6 +30,11 @@ def test_a_short_json_run_reports_the_issue_keys_from_real_answers() -> None:
     # A node request crosses four request/reply hops and a verification: it cannot beat one echo.
     assert report["p50_ms"] > report["echo_p50_ms"]
     assert report["echo_throughput_rps"] > report["throughput_rps"]
+    cpu = report["cpu_us_per_request"]
+    assert {"nats-server", "ingress", "verifier", "dispatch-secrets", "vault"} <= set(cpu)
+    # Each request is verified once: a P-384 signature alone is hundreds of µs of CPU.
+    assert cpu["verifier"] > 200
+    assert report["cpu_us_per_request_total"] >= sum(cpu.values()) - len(cpu)
     assert set(report["targets"]) == {
         "throughput_at_least_700_rps",
         "p99_at_most_15_ms_at_half_rate",

@@ -213,7 +213,7 @@ def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def start_processes(url: str, root: Path) -> list[subprocess.Popen[str]]:
+def start_processes(url: str, root: Path) -> dict[str, subprocess.Popen[str]]:
     env = {**os.environ, "RELAY_NATS_NO_AUTH": "1", "RELAY_LOG_LEVEL": "ERROR"}
     commands = {
         "raw echo": [sys.executable, "-m", "workers.bench.echo_responder", url, ECHO_SUBJECT]
@@ -232,7 +232,16 @@ def start_processes(url: str, root: Path) -> list[subprocess.Popen[str]]:
     except BaseException:
         stop_processes(list(procs.values()))
         raise
-    return list(procs.values())
+    return procs
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc); None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_processes(procs: Sequence[subprocess.Popen[str]]) -> None:
@@ -275,7 +284,9 @@ async def _until_answering(nc: Client, chain: TestChain) -> None:
                 await asyncio.sleep(0.1)
 
 
-async def _measure(url: str, chain: TestChain, settings: PipelineSettings) -> dict[str, Any]:
+async def _measure(
+    url: str, chain: TestChain, settings: PipelineSettings, pids: dict[str, int]
+) -> dict[str, Any]:
     rpc_subject = subjects.rpc(DON, NODE)
     per_round = max(1, settings.requests // settings.rounds)
     warmup = mint_requests(chain, settings.warmup, "warm")
@@ -297,7 +308,10 @@ async def _measure(url: str, chain: TestChain, settings: PipelineSettings) -> di
         rate = throughput / 2
         count = max(50, int(rate * settings.seconds))
         paced = mint_requests(chain, count, "lat")
+        pids = {**pids, "bench (requester)": os.getpid()}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         latencies = await open_loop(nc, rpc_subject, paced, rate, check=True)
+        cpu = _per_request_us(before, {n: cpu_seconds(p) for n, p in pids.items()}, count)
         echo_at_rate = await open_loop(nc, ECHO_SUBJECT, [echo_body] * count, rate, check=False)
         echo_seq = await sequential(nc, ECHO_SUBJECT, echo_body, settings.echo_samples)
     finally:
@@ -322,12 +336,26 @@ async def _measure(url: str, chain: TestChain, settings: PipelineSettings) -> di
         "verify_warm_ms": round(verify_ms, 3),
         "p50_over_floor": round(p50 / floor, 3),
         "request_bytes": len(echo_body),
+        # Where a request's CPU goes, per process, during the latency run (Linux only).
+        "cpu_us_per_request": cpu,
+        "cpu_us_per_request_total": round(sum(cpu.values())),
         "targets": {
             "throughput_at_least_700_rps": throughput >= TARGET_RPS,
             "p99_at_most_15_ms_at_half_rate": p99 <= TARGET_P99_MS,
             "p50_at_most_3x_echo_plus_verify": p50 <= TARGET_P50_FACTOR * floor,
         },
     }
+
+
+def _per_request_us(
+    before: dict[str, float | None], after: dict[str, float | None], requests: int
+) -> dict[str, int]:
+    out = {}
+    for name, start in before.items():
+        end = after.get(name)
+        if start is not None and end is not None:
+            out[name] = round((end - start) / requests * 1e6)
+    return out
 
 
 def run(settings: PipelineSettings | None = None) -> dict[str, Any]:
@@ -342,10 +370,11 @@ def run(settings: PipelineSettings | None = None) -> dict[str, Any]:
             # Seeded before the actors start, so each one's registry view loads at once.
             asyncio.run(_seed(server.url, chain))
             procs = start_processes(server.url, root)
+            pids = {"nats-server": server.pid} | {name: p.pid for name, p in procs.items()}
             try:
-                return run_loop(_measure(server.url, chain, settings))
+                return run_loop(_measure(server.url, chain, settings, pids))
             finally:
-                stop_processes(procs)
+                stop_processes(list(procs.values()))
         finally:
             server.cleanup()
 
@@ -364,6 +393,9 @@ def render(result: dict[str, Any]) -> str:
             f" raw echo p50 {result['echo_at_rate_p50_ms']:.2f} ms, p99 {result['echo_at_rate_p99_ms']:.2f} ms",
             f"  floor: raw echo p50 {result['echo_p50_ms']:.3f} ms (sequential) + warm verify"
             f" {result['verify_warm_ms']:.3f} ms; node p50 = {result['p50_over_floor']:.2f} x floor",
+            "  CPU per request at that rate (µs): "
+            + ", ".join(f"{k} {v}" for k, v in result["cpu_us_per_request"].items())
+            + f"; total {result['cpu_us_per_request_total']}",
             f"  targets: {targets}",
         ]
     )
