@@ -23,6 +23,7 @@ from nats.micro.request import Request as MicroRequest
 from nats.micro.service import Service as MicroService
 
 from schemas import subjects
+from workers.runtime.credentials import production_options
 
 log = logging.getLogger("relay.bus")
 
@@ -87,7 +88,9 @@ async def connect(
         "connect_timeout": connect_timeout_s,
         "allow_reconnect": True,
     }
-    if user is not None:
+    identity = production_options(actor)
+    options.update(identity)
+    if user is not None and not ({"user_credentials", "nkeys_seed"} & identity.keys()):
         options["user"] = user
         options["password"] = password or ""
     try:

@@ -9,6 +9,9 @@ docs/security.md); these dev passwords only protect a loopback test server.
 from __future__ import annotations
 
 import os
+import ssl
+from pathlib import Path
+from typing import Any
 
 _DEV_PASSWORD_SUFFIX = "-dev-password"
 
@@ -34,3 +37,55 @@ def credentials_for(actor: str) -> tuple[str | None, str | None]:
     user = os.environ.get(f"RELAY_NATS_USER_{env}", actor)
     password = os.environ.get(f"RELAY_NATS_PASSWORD_{env}", actor + _DEV_PASSWORD_SUFFIX)
     return user, password
+
+
+def _env_name(actor: str) -> str:
+    return actor.upper().replace("-", "_")
+
+
+class CredentialsError(ValueError):
+    """A credentials or TLS file named in the environment is missing or unusable."""
+
+
+def _existing(variable: str, path: str) -> str:
+    if not Path(path).is_file():
+        raise CredentialsError(f"{variable} names {path!r}, which is not a readable file")
+    return path
+
+
+def production_options(actor: str) -> dict[str, Any]:
+    """nats-py connect options for production identities and TLS, from the environment.
+
+    - `RELAY_NATS_CREDS_<ACTOR>`: a `.creds` file (user JWT + nkey seed, operator mode, `nsc`);
+    - `RELAY_NATS_NKEY_SEED_<ACTOR>`: an nkey seed file (`nkey: U...` users in the server config);
+    - `RELAY_NATS_TLS_CA`: the CA that signed the servers' certificates (verify them);
+      `RELAY_NATS_TLS_CERT` and `RELAY_NATS_TLS_KEY`: this host's client certificate (mTLS).
+
+    Either identity replaces the user/password pair. Paths only: neither seeds nor keys ever go
+    through an environment variable's value, so they cannot end up in a process listing or a log.
+    """
+    env = _env_name(actor)
+    options: dict[str, Any] = {}
+    creds = os.environ.get(f"RELAY_NATS_CREDS_{env}")
+    seed = os.environ.get(f"RELAY_NATS_NKEY_SEED_{env}")
+    if creds and seed:
+        raise CredentialsError(
+            f"set RELAY_NATS_CREDS_{env} or RELAY_NATS_NKEY_SEED_{env}, not both"
+        )
+    if creds:
+        options["user_credentials"] = _existing(f"RELAY_NATS_CREDS_{env}", creds)
+    elif seed:
+        options["nkeys_seed"] = _existing(f"RELAY_NATS_NKEY_SEED_{env}", seed)
+    ca, cert, key = (os.environ.get(f"RELAY_NATS_TLS_{part}") for part in ("CA", "CERT", "KEY"))
+    if bool(cert) != bool(key):
+        raise CredentialsError("RELAY_NATS_TLS_CERT and RELAY_NATS_TLS_KEY go together")
+    if ca or cert:
+        context = ssl.create_default_context(
+            cafile=_existing("RELAY_NATS_TLS_CA", ca) if ca else None
+        )
+        if cert and key:
+            context.load_cert_chain(
+                _existing("RELAY_NATS_TLS_CERT", cert), _existing("RELAY_NATS_TLS_KEY", key)
+            )
+        options["tls"] = context
+    return options
