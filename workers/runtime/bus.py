@@ -87,6 +87,9 @@ async def connect(
         "reconnect_time_wait": 0.5,
         "connect_timeout": connect_timeout_s,
         "allow_reconnect": True,
+        # Service.stop drains only once the requests in flight are done (or after 10 s), so the
+        # connection's own drain is quick; bound it below systemd's TimeoutStopSec (deploy/).
+        "drain_timeout": 10,
     }
     identity = production_options(actor)
     options.update(identity)
