@@ -153,6 +153,8 @@ def test_up_says_where_it_listens_and_which_actors_run(up: RunningUp) -> None:
     for actor in ("registry", "verifier", "dispatch-secrets", "dispatch-capability", "ingress"):
         assert re.search(rf"{actor} \(pid \d+\)", text), actor
     assert f"http://127.0.0.1:{up.metrics_port}/metrics" in text
+    assert re.search(rf"verifier +{re.escape(subjects.verify(DON, NODE))}", text)
+    assert re.search(r"vault +cap\.v1\.vault_401_2e0_2e0\.vault_2esecrets_2eget", text)
 
 
 async def test_an_attested_request_through_up_reaches_the_echo_capability(

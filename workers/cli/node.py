@@ -105,9 +105,34 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
         settings.node,
         *extra,
     ]
+    # The workers' INFO lines would bury the ready report on a terminal: warnings up, unless asked.
+    env = {**os.environ, "RELAY_LOG_LEVEL": os.environ.get("RELAY_LOG_LEVEL", "WARNING")}
     return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
+
+
+def listens_on(actor: str, settings: NodeSettings) -> list[str]:
+    """The subjects an actor serves (for the ready report)."""
+    from schemas import rpc, subjects
+    from workers import echo_ref
+
+    don, node = settings.don, settings.node
+    if actor in ("dispatch-secrets", "dispatch-capability"):
+        method = rpc.MethodSecretsGet if actor == "dispatch-secrets" else rpc.MethodCapabilityExec
+        return [subjects.dispatch(don, node, method)]
+    return {
+        "ingress": [subjects.rpc(don, node)],
+        "verifier": [subjects.verify(don, node)],
+        "registry": [subjects.registry_wildcard(don, node)],
+        "vault": [subjects.capability(rpc.VaultCapabilityID, rpc.VaultMethodSecretsGet)],
+        "echo": [subjects.capability(echo_ref.ECHO_ID, m) for m in echo_ref.METHODS],
+    }.get(actor, [])
 
 
 def wait_ready(procs: dict[str, subprocess.Popen[str]], timeout_s: float) -> None:
@@ -195,6 +220,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print(f"relay node {settings.don}/{settings.node} ready:")
         print(f"  JSON-RPC  {subjects.rpc(settings.don, settings.node)}")
         print(f"  actors    {', '.join(f'{a} (pid {p.pid})' for a, p in procs.items())}")
+        for actor in procs:
+            print(f"    {actor:<20} {', '.join(listens_on(actor, settings))}")
         if metrics_port and "ingress" in procs:
             print(f"  metrics   http://127.0.0.1:{metrics_port}/metrics (Prometheus)")
         print("Ctrl-C (SIGINT) or SIGTERM drains and stops everything.", flush=True)
