@@ -9,6 +9,7 @@ import pytest
 from nats.aio.client import Client
 
 from workers.runtime.bus import connect
+from workers.runtime.logs import TextFormatter
 from workers.runtime.natsserver import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +36,16 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
     finally:
         if not client.is_closed:
             await client.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Show the `extra` fields of log records (the ingress's `err` detail) in failure reports."""
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    if plugin is None:
+        return
+    formatter = TextFormatter("test")
+    for name in ("report_handler", "caplog_handler"):
+        handler = getattr(plugin, name, None)
+        if handler is not None:
+            handler.setFormatter(formatter)

@@ -47,7 +47,11 @@ class Deduplicator(Generic[T]):
                 break
             self._done.pop(key)
 
-    async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+    async def run(
+        self, key: str, work: Callable[[], Awaitable[T]], *, deadline: float | None = None
+    ) -> T:
+        """`work()`'s outcome for `key`, running it only if no earlier call did (`deadline` is
+        for stores that may have to wait for another process; this one never waits on others)."""
         now = self._clock()
         self._expire(now)
         hit = self._done.get(key)

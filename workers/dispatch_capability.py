@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 from google.protobuf import any_pb2
@@ -25,6 +27,7 @@ from schemas import bus, capability, rpc, subjects
 from schemas.proto.gen import sdk_pb2, values_pb2
 from workers import binding, goproto
 from workers.dedupe import Deduplicator, logical_key
+from workers.dedupe_shared import DedupeUnavailable, SharedDeduplicator
 from workers.dispatch_common import (
     Capabilities,
     CapabilityUnreachable,
@@ -67,10 +70,18 @@ def response_payload(outcome: capability.CapabilityOutcome) -> str:
     return base64.b64encode(encoded).decode("ascii")
 
 
+class Dedupe(Protocol):
+    async def run(
+        self,
+        key: str,
+        work: Callable[[], Awaitable[bus.DispatchReply]],
+        *,
+        deadline: float | None = None,
+    ) -> bus.DispatchReply: ...
+
+
 class CapabilityDispatcher:
-    def __init__(
-        self, registry: Registry, caps: Capabilities, dedupe: Deduplicator[bus.DispatchReply]
-    ) -> None:
+    def __init__(self, registry: Registry, caps: Capabilities, dedupe: Dedupe) -> None:
         self._registry = registry
         self._caps = caps
         self._dedupe = dedupe
@@ -118,10 +129,14 @@ class CapabilityDispatcher:
             params.capability_id,
         )
         try:
-            return await self._dedupe.run(key, lambda: self._execute(call, deadline))
+            return await self._dedupe.run(
+                key, lambda: self._execute(call, deadline), deadline=deadline
+            )
         except CapabilityUnreachable as exc:
             # Nobody listened, so nothing ran and nothing is remembered: a retry may try again.
             return internal(f"capability unreachable: {exc}")
+        except DedupeUnavailable as exc:
+            return internal(f"capability not executed: {exc}")
 
     async def _execute(self, call: capability.CapabilityCall, deadline: float) -> bus.DispatchReply:
         try:
@@ -143,7 +158,12 @@ class CapabilityDispatcher:
 
 async def run(nc: Client, settings: NodeSettings) -> Service:
     registry = await open_registry(nc, settings)
-    dispatcher = CapabilityDispatcher(registry, NatsCapabilities(nc), Deduplicator())
+    dedupe: Dedupe = (
+        await SharedDeduplicator.open(nc, settings.node)
+        if settings.dedupe == "shared"
+        else Deduplicator()
+    )
+    dispatcher = CapabilityDispatcher(registry, NatsCapabilities(nc), dedupe)
 
     async def serve(data: bytes, headers: Headers) -> bytes:
         received_at = time.monotonic()

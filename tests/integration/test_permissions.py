@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import nats
 import nats.errors
 import pytest
@@ -28,11 +29,12 @@ from google.protobuf import any_pb2, wrappers_pb2
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from schemas import rpc, subjects
+from schemas import bus, rpc, subjects
 from schemas.proto.gen import sdk_pb2
 from tests.conftest import REPO_ROOT
 from workers import binding, enclave_crypto
 from workers.attestation.testchain import TestChain
+from workers.dedupe_shared import BUCKET, SharedDeduplicator
 from workers.devseed import seed_entries_for, seed_with_measurements
 from workers.gateway.actor import GatewayActor, GatewaySettings
 from workers.gateway.handler import HandlerConfig
@@ -435,6 +437,29 @@ async def test_a_read_only_user_cannot_create_a_bucket(secured_server: NatsServe
         with pytest.raises(nats.errors.TimeoutError):
             await js.create_key_value(bucket="relay_rogue")
         await conn.violation('publish to "$JS.API.STREAM.CREATE.KV_relay_rogue"')
+
+
+async def test_the_capability_dispatcher_alone_may_use_the_dedupe_bucket(
+    secured_server: NatsServer,
+) -> None:
+    """RELAY_DEDUPE=shared works under its grants; another actor cannot forge an outcome."""
+    async with (
+        as_actor(secured_server, "dispatch-capability") as dispatcher,
+        as_actor(secured_server, "dispatch-secrets") as other,
+    ):
+        store = await SharedDeduplicator.open(dispatcher.nc, "node-0")
+        ran = bus.DispatchResult(result=msgspec.Raw(b"{}"))
+
+        async def work() -> bus.DispatchReply:
+            return ran
+
+        key = f"permissions-{time.monotonic_ns()}"
+        assert await store.run(key, work) == ran
+        await dispatcher.assert_quiet()
+        await other.nc.publish(f"$KV.{BUCKET}.{store.kv_key(key)}", b"forged")
+        await other.violation(f'publish to "$KV.{BUCKET}.')
+        kv = await dispatcher.nc.jetstream(timeout=WAIT_S).key_value(BUCKET)
+        assert (await kv.get(store.kv_key(key))).value == bus.ENCODER.encode(ran)
 
 
 # --- (e) a whole node, each actor as its own user, driven by the gateway user --------------------

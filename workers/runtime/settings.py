@@ -53,11 +53,16 @@ class NodeSettings:
     dev_root_pem: Path | None = None
     # Registry lookups in-process from the KV bucket ("local") or via the registry actor ("actor").
     registry_lookups: str = "local"
+    # Capability calls deduplicated in this process ("local") or across the node's dispatchers
+    # in the relay_dedupe KV bucket ("shared": for more than one dispatch-capability replica).
+    dedupe: str = "local"
     metrics_port: int | None = None
     gateway_id: str = "gateway"
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.dedupe not in {"local", "shared"}:
+            raise ValueError(f"dedupe must be 'local' or 'shared', got {self.dedupe!r}")
         if self.registry_lookups not in {"local", "actor"}:
             raise ValueError(
                 f"registry lookups must be 'local' or 'actor', got {self.registry_lookups!r}"
@@ -73,6 +78,7 @@ class NodeSettings:
             "request_timeout_s": _env_float("RELAY_REQUEST_TIMEOUT_S", 10.0),
             "stage_attempt_timeout_s": _env_float("RELAY_STAGE_ATTEMPT_TIMEOUT_S", 1.0),
             "registry_lookups": os.environ.get("RELAY_REGISTRY_LOOKUPS", "local"),
+            "dedupe": os.environ.get("RELAY_DEDUPE", "local"),
         }
         max_age = os.environ.get("RELAY_MAX_ATTESTATION_AGE_S")
         if max_age is not None:
