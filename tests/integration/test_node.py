@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,23 @@ async def test_pcrs_outside_the_trusted_sets_are_rejected(
     await asyncio.sleep(1.0)  # the registry picks changes up within a second
     response, _ = await ask(nc, capability_request(chain))
     assert response["error"] == {"code": -32603, "message": "internal error"}
+
+
+async def test_newly_trusted_measurements_are_served_within_a_second_without_restart(
+    node: NodeProcess, nc: Client, chain: TestChain
+) -> None:
+    """From refused to accepted: a registry write reaches the running actors' views in < 1 s."""
+    other = chain.trusted_values_json(fake_pcrs("another-image"))
+    await load_entries(nc, seed_entries_for(seed_with_measurements([other])))
+    deadline = time.monotonic() + 3
+    while "error" not in (await ask(nc, capability_request(chain)))[0]:
+        assert time.monotonic() < deadline, "the old measurements were never replaced"
+        await asyncio.sleep(0.05)
+    await load_entries(nc, seed_entries_for(seed_with_measurements([chain.trusted_values_json()])))
+    written = time.monotonic()
+    while "error" in (await ask(nc, capability_request(chain)))[0]:
+        assert time.monotonic() - written < 1.0, "not served within a second of the write"
+        await asyncio.sleep(0.02)
 
 
 async def test_garbage_on_the_rpc_subject_gets_a_parse_error_and_the_node_keeps_serving(
