@@ -30,6 +30,7 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from schemas import bus, subjects
+from workers.registry_store import initial_entries
 from workers.registry_view import (
     CapabilityConfig,
     DonView,
@@ -322,12 +323,8 @@ class RegistryCache:
         watermark = await _last_seq(kv)
         watcher = await kv.watchall()
         try:
-            entries: dict[str, bytes] = {}
-            while True:
-                entry = await watcher.updates(timeout=self._request_timeout_s * 5)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    break
-                watermark = max(watermark, _apply(entries, entry))
+            entries, seen = await self._initial(watcher, watermark)
+            watermark = max(watermark, seen)
             self._entries = entries
             self.watches_established += 1
             await self._swap(watermark)
@@ -335,6 +332,16 @@ class RegistryCache:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(watcher.stop(), self._request_timeout_s)  # type: ignore[no-untyped-call]
+
+    async def _initial(
+        self, watcher: KeyValue.KeyWatcher, last_seq: int
+    ) -> tuple[dict[str, bytes], int]:
+        return await initial_entries(
+            watcher,
+            last_seq,
+            timeout_s=self._request_timeout_s * 5,
+            settle_s=self._request_timeout_s,
+        )
 
     async def _follow(
         self,

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
@@ -276,25 +278,62 @@ async def open_bucket(
     return kv, True
 
 
+async def initial_entries(
+    watcher: KeyValue.KeyWatcher, last_seq: int, *, timeout_s: float, settle_s: float
+) -> tuple[dict[str, bytes], int]:
+    """A fresh watch's initial delivery: the last value of every key, up to at least `last_seq`
+    (the stream's last sequence, read before the watch started), and the highest revision seen.
+
+    Why not simply "until the None marker": nats-py sends that marker as soon as the consumer
+    has nothing pending on the server, which is also the case when the server has pushed every
+    value but this client has not read one yet. The marker then comes first and the values after
+    it, and a view built at the marker would be empty (seen here on a busy machine: an actor
+    failed its first requests closed). So after the marker the load goes on until it has seen
+    `last_seq`, for at most `settle_s` more: a sequence that expired meanwhile never comes.
+    Without any marker within `timeout_s`, nats.errors.TimeoutError: the watch is lost.
+    """
+    entries: dict[str, bytes] = {}
+    seen = 0
+    settle_until: float | None = None
+    while True:
+        wait = timeout_s
+        if settle_until is not None:
+            wait = settle_until - time.monotonic()
+            if wait <= 0:
+                break
+        try:
+            entry = await watcher.updates(timeout=wait)  # type: ignore[no-untyped-call]
+        except nats.errors.TimeoutError:
+            if settle_until is None:
+                raise
+            break
+        if entry is None:
+            if seen >= last_seq:
+                break
+            settle_until = time.monotonic() + settle_s
+            continue
+        seen = max(seen, entry.revision or 0)
+        if entry.operation in ("DEL", "PURGE"):
+            entries.pop(entry.key, None)
+        else:
+            entries[entry.key] = entry.value or b""
+        if settle_until is not None and seen >= last_seq:
+            break
+    return entries, seen
+
+
 async def read_entries(kv: KeyValue, *, timeout_s: float = 5.0) -> tuple[dict[str, bytes], int]:
     """Every live key and value of the bucket, and the stream sequence they reflect."""
     status = await kv.status()
-    watermark: int = status.stream_info.state.last_seq
+    last_seq: int = status.stream_info.state.last_seq
     watcher = await kv.watchall()
-    entries: dict[str, bytes] = {}
     try:
-        while True:
-            entry = await watcher.updates(timeout=timeout_s)  # type: ignore[no-untyped-call]
-            if entry is None:
-                break
-            watermark = max(watermark, entry.revision or 0)
-            if entry.operation in ("DEL", "PURGE"):
-                entries.pop(entry.key, None)
-            else:
-                entries[entry.key] = entry.value or b""
+        entries, seen = await initial_entries(
+            watcher, last_seq, timeout_s=timeout_s, settle_s=timeout_s / 5
+        )
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
-    return entries, watermark
+    return entries, max(last_seq, seen)
 
 
 def _write_order(key: str) -> int:

@@ -383,14 +383,19 @@ async def test_ops_can_tail_relay_subjects_but_cannot_join_a_queue_group(
 
 
 async def _watch_all(nc: Client) -> dict[str, bytes]:
-    """The bucket's keys and values through a KV watch, as RegistryCache reads it."""
+    """The bucket's keys and values through a KV watch, as RegistryCache reads it: up to the
+    stream's last sequence, since nats-py may send its end-of-initial-values marker first."""
     kv = await nc.jetstream(timeout=WAIT_S).key_value(subjects.REGISTRY_BUCKET)
-    await kv.status()
+    last: int = (await kv.status()).stream_info.state.last_seq
     watcher = await kv.watchall()
     entries: dict[str, bytes] = {}
+    seen = 0
     try:
-        while (entry := await watcher.updates(timeout=WAIT_S)) is not None:  # type: ignore[no-untyped-call]
-            entries[entry.key] = entry.value or b""
+        while seen < last:
+            entry = await watcher.updates(timeout=WAIT_S)  # type: ignore[no-untyped-call]
+            if entry is not None:
+                entries[entry.key] = entry.value or b""
+                seen = max(seen, entry.revision or 0)
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
     return entries
