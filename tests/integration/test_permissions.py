@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -656,3 +657,30 @@ def test_relay_registry_load_and_show_connect_as_registry_admin_by_default(
         )
         assert done.returncode == 0, done.stderr
     assert "DON 1 'relay-don': F=0" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["registry", "show", "--user", "registry-admin", "--password", "wrong"], {}),
+        (["tail", "--count", "1", "--timeout", "2"], {"RELAY_NATS_PASSWORD_OPS": "wrong"}),
+    ],
+    ids=["registry", "tail"],
+)
+def test_a_refused_password_is_named_not_mistaken_for_silence(
+    secured_server: NatsServer, argv: list[str], env: dict[str, str]
+) -> None:
+    """The CLI says the server refused the credentials, not that no server answered."""
+    relay = Path(sys.executable).parent / "relay"
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    done = subprocess.run(
+        [str(relay), *argv, "--nats", secured_server.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**base_env, **env},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "refused the connection" in done.stderr
+    assert "authorization violation" in done.stderr.lower()

@@ -26,7 +26,7 @@ from schemas import bus, subjects
 from workers import registry
 from workers.registry_store import LoadResult, load_entries, read_seed_file, read_view, to_seed
 from workers.registry_view import RegistryDataError, RegistryView
-from workers.runtime.bus import connect
+from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import credentials_for
 
 EXIT_OK = 0
@@ -135,21 +135,23 @@ async def _connect(args: argparse.Namespace) -> Client:
     # --user/--password (or RELAY_NATS_USER/_PASSWORD) win; else registry-admin's own user.
     user, password = (args.user, args.password) if args.user else credentials_for("registry-admin")
     try:
-        return await asyncio.wait_for(
-            connect(
-                args.nats,
-                actor="registry-admin",
-                user=user,
-                password=password,
-                connect_timeout_s=args.timeout,
-            ),
-            args.timeout,
+        return await connect(
+            args.nats,
+            actor="registry-admin",
+            user=user,
+            password=password,
+            connect_timeout_s=args.timeout,
+            initial_timeout_s=args.timeout,
         )
     finally:
         bus_log.setLevel(level)
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, NatsConnectError):
+        if exc.refusal is not None:
+            return f"NATS refused the connection: {exc.refusal}"
+        return "no NATS server answered"
     if isinstance(exc, nats.errors.NoServersError | TimeoutError):
         return "no NATS server answered"
     if isinstance(exc, nats.js.errors.BucketNotFoundError):

@@ -28,7 +28,7 @@ from nats.aio.subscription import Subscription
 
 from workers import tail_format
 from workers.cli.args import positive_float, positive_int
-from workers.runtime.bus import connect
+from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import credentials_for
 
 ACTOR = "ops"
@@ -117,6 +117,8 @@ async def connect_ops(url: str, timeout_s: float) -> Client:
 
 
 def describe_failure(url: str, timeout_s: float, exc: BaseException) -> str:
+    if isinstance(exc, NatsConnectError) and exc.refusal is not None:
+        return f"NATS at {url} refused the connection: {exc.refusal}"
     # `connect` turns its bounded first attempt's timeout into a ConnectionError from it.
     if isinstance(exc, TimeoutError | nats.errors.NoServersError) or isinstance(
         exc.__cause__, TimeoutError

@@ -43,6 +43,15 @@ class StageUnavailable(Exception):
         self.subject = subject
 
 
+class NatsConnectError(ConnectionError):
+    """The first connection did not succeed in time; `refusal` is what the server said, if it
+    said anything (a refused password or TLS identity), else None (nothing answered)."""
+
+    def __init__(self, message: str, refusal: Exception | None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
 class StageTimeout(Exception):
     """The stage did not answer within the timeout."""
 
@@ -67,9 +76,13 @@ async def connect(
     `initial_timeout_s` (nats-py would otherwise retry it forever), so a mistyped URL fails fast.
     """
 
+    refusals: list[Exception] = []  # what the server itself said (not socket errors)
+
     async def on_error(exc: Exception) -> None:
         # The default error_cb prints tracebacks; permission violations deserve a loud line.
         log.error("nats error for actor %s: %s", actor, exc)
+        if isinstance(exc, nats.errors.Error):
+            refusals[:] = [exc]
 
     async def on_disconnected() -> None:
         log.info("actor %s disconnected from NATS", actor)
@@ -99,8 +112,12 @@ async def connect(
     try:
         return await asyncio.wait_for(nats.connect(url, **options), timeout=initial_timeout_s)
     except TimeoutError as exc:
-        raise ConnectionError(
-            f"actor {actor}: could not connect to NATS at {url} within {initial_timeout_s}s"
+        # Name what the server said: a refused password reads very differently from silence.
+        refusal = refusals[0] if refusals else None
+        why = f": the server refused: {refusal}" if refusal is not None else ""
+        raise NatsConnectError(
+            f"actor {actor}: could not connect to NATS at {url} within {initial_timeout_s}s{why}",
+            refusal,
         ) from exc
 
 
