@@ -18,6 +18,7 @@ import pytest
 from nats.aio.client import Client
 
 from schemas import bus, rpc, subjects
+from tests.integration.node_errors_support import node_settings
 from workers import binding
 from workers.attestation.testchain import TestChain, fake_pcrs
 from workers.devseed import seed_entries_for, seed_with_measurements
@@ -25,7 +26,6 @@ from workers.node import NodeProcess
 from workers.registry_store import load_entries
 from workers.runtime.bus import Headers, Service, connect, request_msg
 from workers.runtime.natsserver import NatsServer
-from workers.runtime.settings import NodeSettings
 
 DON, NODE = "relay-don", "node-0"
 
@@ -40,18 +40,6 @@ def root_pem(chain: TestChain, tmp_path_factory: pytest.TempPathFactory) -> Path
     path = tmp_path_factory.mktemp("roots") / "root.pem"
     path.write_bytes(chain.root_pem)
     return path
-
-
-def settings(url: str, root_pem: Path, **extra: Any) -> NodeSettings:
-    return NodeSettings(
-        don=DON,
-        node=NODE,
-        nats_url=url,
-        dev_root_pem=root_pem,
-        request_timeout_s=3.0,
-        stage_attempt_timeout_s=0.5,
-        **extra,
-    )
 
 
 async def fake_dispatch(nc: Client) -> Service:
@@ -82,7 +70,7 @@ async def node(
     dispatch_nc = await connect(nats_server.url, actor="dispatch-fake")
     dispatch = await fake_dispatch(dispatch_nc)
     proc = NodeProcess(
-        settings(nats_server.url, root_pem), actors=("registry", "verifier", "ingress")
+        node_settings(nats_server.url, root_pem), actors=("registry", "verifier", "ingress")
     )
     await proc.start()
     try:
@@ -182,7 +170,7 @@ async def test_a_disabled_node_takes_no_requests(
     """With the kill switch off the rpc subject has no responders."""
     from workers.runtime.bus import StageUnavailable
 
-    proc = NodeProcess(settings(nats_server.url, root_pem, enabled=False), actors=("ingress",))
+    proc = NodeProcess(node_settings(nats_server.url, root_pem, enabled=False), actors=("ingress",))
     await proc.start()
     try:
         with pytest.raises(StageUnavailable):
@@ -201,7 +189,7 @@ async def two_verifiers(
     await load_entries(nc, seed_entries_for(seed_with_measurements([chain.trusted_values_json()])))
     dispatch_nc = await connect(nats_server.url, actor="dispatch-fake")
     dispatch = await fake_dispatch(dispatch_nc)
-    proc = NodeProcess(settings(nats_server.url, root_pem), actors=("registry", "ingress"))
+    proc = NodeProcess(node_settings(nats_server.url, root_pem), actors=("registry", "ingress"))
     await proc.start()
     env = {**os.environ, "RELAY_NATS_NO_AUTH": "1"}
     cmd = [
