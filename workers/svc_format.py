@@ -4,10 +4,11 @@ Pure (no sockets): `merge` joins the answers of `$SRV.INFO` and `$SRV.STATS` by 
 `render` makes the table. Answers are the micro protocol's JSON objects
 (`io.nats.micro.v1.info_response` / `stats_response`); anything else is ignored.
 
-Note on the relay's own services (`workers.runtime.bus.Service`): their micro handler only waits
-for a concurrency slot and hands the request to a task, so micro's processing time is the time
-to accept a request (queueing for a slot), not the time to serve it; and a handler failure is
-logged by the relay, not counted in `num_errors`.
+On the relay's own services (`workers.runtime.bus.Service`): micro's handler there only accepts
+a request and hands it to a task, so the service's stats handler puts in the tasks' figures:
+`processing_time` runs from accept to the reply published, its average is over completed
+requests, `num_errors` counts handler failures (`last_error` is the exception's type, never its
+text), and the endpoint's `data` holds `in_flight`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def _endpoint(info: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, An
         "last_error": stats.get("last_error") or "",
         "processing_time": stats.get("processing_time"),
         "average_processing_time": stats.get("average_processing_time"),
+        "data": stats.get("data"),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from nats.aio.client import Client
@@ -133,3 +134,58 @@ async def test_connecting_to_a_server_that_is_not_there_fails_within_the_bound()
     with pytest.raises(ConnectionError, match="could not connect"):
         await connect(f"nats://127.0.0.1:{free_port()}", actor="lost", initial_timeout_s=0.5)
     assert loop.time() - started < 3
+
+
+async def test_micro_stats_report_serving_time_and_handler_failures(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """$SRV.STATS shows the time from accept to reply and counts a failing handler, by type."""
+    server_nc = await connect(nats_server.url, actor="svc")
+    release = asyncio.Event()
+
+    async def slow_or_failing(data: bytes, headers: Headers) -> bytes:
+        if data == b"fail":
+            raise RuntimeError("secret-looking detail 0xdeadbeef")
+        if data == b"hold":
+            await release.wait()
+        else:
+            await asyncio.sleep(0.05)
+        return data
+
+    svc = Service(server_nc, name="relay-stats-test", description="test", concurrency=4)
+    await svc.add_endpoint(name="work", subject="t.stats", queue="q", handler=slow_or_failing)
+    await svc.start()
+
+    async def endpoint_stats() -> dict[str, object]:
+        answer = await nc.request("$SRV.STATS.relay-stats-test", b"", timeout=5)
+        (endpoint,) = json.loads(answer.data)["endpoints"]
+        assert isinstance(endpoint, dict)
+        return endpoint
+
+    try:
+        for _ in range(3):
+            assert await request(nc, "t.stats", b"ok", timeout_s=5) == b"ok"
+        with pytest.raises(StageTimeout):
+            await request(nc, "t.stats", b"fail", timeout_s=0.3)
+        held = asyncio.create_task(request(nc, "t.stats", b"hold", timeout_s=5))
+        for _ in range(100):
+            if svc.in_flight:
+                break
+            await asyncio.sleep(0.01)
+
+        stats = await endpoint_stats()
+        assert stats["num_requests"] == 5
+        assert stats["num_errors"] == 1
+        assert stats["last_error"] == "RuntimeError"
+        assert "deadbeef" not in json.dumps(stats)
+        assert stats["data"] == {"in_flight": 1}
+        average = stats["average_processing_time"]
+        assert isinstance(average, int)
+        # Three requests of >= 50 ms and a failure of ~0 ms, over four completed.
+        assert average >= 3 * 50_000_000 // 4
+        release.set()
+        assert await held == b"hold"
+        assert (await endpoint_stats())["data"] == {"in_flight": 0}
+    finally:
+        release.set()
+        await svc.stop()

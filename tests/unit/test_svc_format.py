@@ -87,6 +87,7 @@ def test_info_and_stats_are_joined_by_service_id_and_endpoint_name() -> None:
                     "last_error": "",
                     "processing_time": 10_000,
                     "average_processing_time": 2_000,
+                    "data": None,
                 }
             ],
         }
