@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from workers.bench.pipeline import PipelineSettings, run
 
 
@@ -14,7 +16,7 @@ def test_a_short_json_run_reports_the_issue_keys_from_real_answers() -> None:
     """Throughput, latency, the echo floor and the targets come from requests that all succeeded."""
     argv = ["bench", "pipeline", "--json", "--requests", "90", "--seconds", "0.2"]
     proc = subprocess.run(
-        [sys.executable, "-m", "workers.cli", *argv, "--in-flight", "8"],
+        [sys.executable, "-m", "workers.cli", *argv, "--in-flight", "8", "--latency-rounds", "2"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -27,6 +29,17 @@ def test_a_short_json_run_reports_the_issue_keys_from_real_answers() -> None:
     assert report["p99_ms"] >= report["p50_ms"]
     assert report["latency_samples"] >= 50
     assert len(report["throughput_rounds_rps"]) == 3
+    rounds = report["latency_rounds"]
+    assert len(rounds) == 2
+    for r in rounds:
+        floor = r["echo_p50_ms"] + r["verify_warm_ms"]
+        assert r["p50_over_floor"] == pytest.approx(r["p50_ms"] / floor, rel=2e-3)
+    # Two rounds: the reported p50 and ratio are their medians (the mean of the two).
+    assert report["p50_ms"] == pytest.approx(sum(r["p50_ms"] for r in rounds) / 2, abs=0.002)
+    assert report["p50_over_floor"] == pytest.approx(
+        sum(r["p50_over_floor"] for r in rounds) / 2, abs=0.002
+    )
+    assert report["p99_ms"] >= min(r["p99_ms"] for r in rounds)
     # A node request crosses four request/reply hops and a verification: it cannot beat one echo.
     assert report["p50_ms"] > report["echo_p50_ms"]
     assert report["echo_throughput_rps"] > report["throughput_rps"]

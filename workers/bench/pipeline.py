@@ -10,10 +10,14 @@ alternating, each with a unique reference id (capability dedupe never answers fr
 Measured, in this order and in the same run:
 - throughput at saturation (`in_flight` requests outstanding) for the node and for the echo,
   in `rounds` interleaved rounds, medians taken;
-- latency of the node at half its saturation throughput (open loop: requests sent on a fixed
-  schedule, whether or not earlier ones were answered), and of the echo at that same rate;
-- the echo's sequential median and one warm verification, whose sum is the floor a request
-  cannot beat (it needs at least one hop and one ECDSA P-384 check).
+- in `latency_rounds` rounds, each: the node's latency at half its saturation throughput (open
+  loop: requests sent on a fixed schedule, whether or not earlier ones were answered), then the
+  echo's sequential median and one warm verification, whose sum is the floor a request cannot
+  beat (it needs at least one hop and one ECDSA P-384 check). Each round's ratio p50 / floor
+  is taken from figures measured seconds apart, so a machine that slows down between the node
+  and the floor (it is shared) moves one round, not the verdict; the median round is reported,
+  p99 is over all rounds' samples;
+- the echo's latency at that same rate, open loop.
 
 Every answer is checked: a JSON-RPC error, or a result that is not what the method returns,
 fails the bench (exit 1) instead of being counted as fast.
@@ -67,11 +71,13 @@ class PipelineSettings:
     requests: int = 3000
     """Requests per saturation measurement (split over the rounds)."""
     seconds: float = 4.0
-    """Length of the open-loop latency run."""
+    """Length of the open-loop latency run, split over the latency rounds."""
     in_flight: int = 64
     rounds: int = 3
+    latency_rounds: int = 3
     warmup: int = 200
     echo_samples: int = 2000
+    """Sequential echo requests for the floor, split over the latency rounds."""
 
 
 class BenchFailed(RuntimeError):
@@ -306,20 +312,38 @@ async def _measure(
             node_rps.append(await saturate(nc, rpc_subject, bodies, settings.in_flight, check=True))
         throughput = statistics.median(node_rps)
         rate = throughput / 2
-        count = max(50, int(rate * settings.seconds))
-        paced = mint_requests(chain, count, "lat")
+        per_latency_round = max(50, int(rate * settings.seconds / settings.latency_rounds))
+        echo_per_round = max(20, settings.echo_samples // settings.latency_rounds)
         pids = {**pids, "bench (requester)": os.getpid()}
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        latencies = await open_loop(nc, rpc_subject, paced, rate, check=True)
-        cpu = _per_request_us(before, {n: cpu_seconds(p) for n, p in pids.items()}, count)
-        echo_at_rate = await open_loop(nc, ECHO_SUBJECT, [echo_body] * count, rate, check=False)
-        echo_seq = await sequential(nc, ECHO_SUBJECT, echo_body, settings.echo_samples)
+        paced_rounds = [
+            mint_requests(chain, per_latency_round, f"lat{r}")
+            for r in range(settings.latency_rounds)
+        ]
+        cpu_spent: dict[str, float] = {}
+        pooled: list[float] = []
+        latency_rounds = []
+        for paced in paced_rounds:
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            latencies = await open_loop(nc, rpc_subject, paced, rate, check=True)
+            _add_cpu(cpu_spent, before, {n: cpu_seconds(p) for n, p in pids.items()})
+            echo_seq = await sequential(nc, ECHO_SUBJECT, echo_body, echo_per_round)
+            verify_ms = verify_warm_ms(chain)
+            pooled.extend(latencies)
+            latency_rounds.append(_latency_round(latencies, echo_seq, verify_ms))
+        echo_at_rate = await open_loop(
+            nc, ECHO_SUBJECT, [echo_body] * per_latency_round, rate, check=False
+        )
     finally:
         await nc.close()
-    verify_ms = verify_warm_ms(chain)
-    p50, p99 = percentile_ms(latencies, 50), percentile_ms(latencies, 99)
-    echo_p50 = percentile_ms(echo_seq, 50)
-    floor = echo_p50 + verify_ms
+    pooled.sort()
+    count = len(pooled)
+    cpu = {name: round(spent / count * 1e6) for name, spent in cpu_spent.items()}
+    median_round = sorted(latency_rounds, key=lambda r: r["p50_over_floor"])[
+        len(latency_rounds) // 2
+    ]
+    p50 = statistics.median(r["p50_ms"] for r in latency_rounds)
+    p99 = percentile_ms(pooled, 99)
+    ratio = statistics.median(r["p50_over_floor"] for r in latency_rounds)
     return {
         "throughput_rps": round(throughput, 1),
         "throughput_rounds_rps": [round(x, 1) for x in node_rps],
@@ -327,35 +351,49 @@ async def _measure(
         "throughput_over_echo": round(throughput / statistics.median(echo_rps), 4),
         "in_flight": settings.in_flight,
         "latency_rate_rps": round(rate, 1),
-        "latency_samples": len(latencies),
+        "latency_samples": count,
+        "latency_rounds": latency_rounds,
         "p50_ms": round(p50, 3),
         "p99_ms": round(p99, 3),
-        "echo_at_rate_p50_ms": round(percentile_ms(echo_at_rate, 50), 3),
-        "echo_at_rate_p99_ms": round(percentile_ms(echo_at_rate, 99), 3),
-        "echo_p50_ms": round(echo_p50, 3),
-        "verify_warm_ms": round(verify_ms, 3),
-        "p50_over_floor": round(p50 / floor, 3),
+        "echo_at_rate_p50_ms": round(percentile_ms(sorted(echo_at_rate), 50), 3),
+        "echo_at_rate_p99_ms": round(percentile_ms(sorted(echo_at_rate), 99), 3),
+        # The floor of the median round (the one whose ratio is reported).
+        "echo_p50_ms": median_round["echo_p50_ms"],
+        "verify_warm_ms": median_round["verify_warm_ms"],
+        "p50_over_floor": ratio,
         "request_bytes": len(echo_body),
-        # Where a request's CPU goes, per process, during the latency run (Linux only).
+        # Where a request's CPU goes, per process, during the latency rounds (Linux only).
         "cpu_us_per_request": cpu,
         "cpu_us_per_request_total": round(sum(cpu.values())),
         "targets": {
             "throughput_at_least_700_rps": throughput >= TARGET_RPS,
             "p99_at_most_15_ms_at_half_rate": p99 <= TARGET_P99_MS,
-            "p50_at_most_3x_echo_plus_verify": p50 <= TARGET_P50_FACTOR * floor,
+            "p50_at_most_3x_echo_plus_verify": ratio <= TARGET_P50_FACTOR,
         },
     }
 
 
-def _per_request_us(
-    before: dict[str, float | None], after: dict[str, float | None], requests: int
-) -> dict[str, int]:
-    out = {}
+def _latency_round(
+    latencies: list[float], echo_seq: list[float], verify_ms: float
+) -> dict[str, float]:
+    p50 = percentile_ms(latencies, 50)
+    echo_p50 = percentile_ms(echo_seq, 50)
+    return {
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(percentile_ms(latencies, 99), 3),
+        "echo_p50_ms": round(echo_p50, 3),
+        "verify_warm_ms": round(verify_ms, 3),
+        "p50_over_floor": round(p50 / (echo_p50 + verify_ms), 3),
+    }
+
+
+def _add_cpu(
+    spent: dict[str, float], before: dict[str, float | None], after: dict[str, float | None]
+) -> None:
     for name, start in before.items():
         end = after.get(name)
         if start is not None and end is not None:
-            out[name] = round((end - start) / requests * 1e6)
-    return out
+            spent[name] = spent.get(name, 0.0) + end - start
 
 
 def run(settings: PipelineSettings | None = None) -> dict[str, Any]:
@@ -391,8 +429,15 @@ def render(result: dict[str, Any]) -> str:
             f"  at {result['latency_rate_rps']:.0f} req/s ({result['latency_samples']} requests):"
             f" node p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms;"
             f" raw echo p50 {result['echo_at_rate_p50_ms']:.2f} ms, p99 {result['echo_at_rate_p99_ms']:.2f} ms",
-            f"  floor: raw echo p50 {result['echo_p50_ms']:.3f} ms (sequential) + warm verify"
-            f" {result['verify_warm_ms']:.3f} ms; node p50 = {result['p50_over_floor']:.2f} x floor",
+            f"  floor (median round): raw echo p50 {result['echo_p50_ms']:.3f} ms (sequential)"
+            f" + warm verify {result['verify_warm_ms']:.3f} ms;"
+            f" node p50 = {result['p50_over_floor']:.2f} x floor (median of rounds)",
+            "  latency rounds (p50 ms / floor ms / ratio): "
+            + "; ".join(
+                f"{r['p50_ms']:.2f} / {r['echo_p50_ms'] + r['verify_warm_ms']:.3f}"
+                f" / {r['p50_over_floor']:.2f}"
+                for r in result["latency_rounds"]
+            ),
             "  CPU per request at that rate (µs): "
             + ", ".join(f"{k} {v}" for k, v in result["cpu_us_per_request"].items())
             + f"; total {result['cpu_us_per_request_total']}",

@@ -82,6 +82,12 @@ def register_pipeline(bench_sub: argparse._SubParsersAction[argparse.ArgumentPar
     pipeline.add_argument(
         "--in-flight", type=positive_int, default=64, help="requests in flight at saturation (64)"
     )
+    pipeline.add_argument(
+        "--latency-rounds",
+        type=positive_int,
+        default=3,
+        help="latency rounds, each with its own floor; the median ratio is reported (3)",
+    )
     pipeline.set_defaults(func=_pipeline)
 
 
@@ -90,7 +96,12 @@ def _pipeline(args: argparse.Namespace) -> int:
 
     try:
         report = run(
-            PipelineSettings(requests=args.requests, seconds=args.seconds, in_flight=args.in_flight)
+            PipelineSettings(
+                requests=args.requests,
+                seconds=args.seconds,
+                in_flight=args.in_flight,
+                latency_rounds=args.latency_rounds,
+            )
         )
     except RuntimeError as exc:  # a failed start or a request that did not succeed
         print(f"relay bench pipeline: {exc}", file=sys.stderr)
