@@ -135,6 +135,12 @@ DispatchReply = DispatchResult | StageError
 
 # One encoder and one decoder per message family, reused.
 ENCODER = msgspec.json.Encoder()
+
+STAGE_FAILED = ENCODER.encode(
+    StageError(code=-32603, message="internal error", detail="the stage failed; see its log")
+)
+"""What a relay actor answers when its handler fails or its reply cannot be sent (too large):
+a prompt -32603, so the caller does not wait out its budget for a reply that never comes."""
 REGISTRY_REQUEST_DECODER = msgspec.json.Decoder(RegistryRequest)
 REGISTRY_REPLY_DECODER = msgspec.json.Decoder(RegistryReply)
 VERIFY_REQUEST_DECODER = msgspec.json.Decoder(VerifyRequest)

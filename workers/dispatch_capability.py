@@ -43,6 +43,9 @@ from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.dispatch.capability")
 
+CAPABILITY_TIMED_OUT = "capability execute timed out"
+"""The result's `error` when a capability did not answer in time (it may have run)."""
+
 VALUE_TYPE = "values.v1.Value"
 
 
@@ -144,8 +147,10 @@ class CapabilityDispatcher:
         except CapabilityUnreachable as exc:
             if not exc.maybe_executed:
                 raise
-            # It may have run: remember the failure, so a retry cannot run it a second time.
-            outcome = capability.CapabilityOutcome(error=f"capability execute timed out: {exc}")
+            # It may have run: remember the failure, so a retry cannot run it a second time. The
+            # text is fixed (it goes on the wire, and nodes must agree); the detail is logged.
+            log.warning("capability call may have run but did not answer: %s", exc)
+            outcome = capability.CapabilityOutcome(error=CAPABILITY_TIMED_OUT)
         if outcome.error:
             result = rpc.CapabilityResponseResult(error=outcome.error)
         else:
@@ -177,6 +182,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
 
     svc = Service(
         nc,
+        failure_reply=bus.STAGE_FAILED,
         name="relay-dispatch-capability",
         description="confidential.capability.execute -> the named capability",
         concurrency=settings.concurrency,

@@ -173,6 +173,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
 
     svc = Service(
         nc,
+        failure_reply=bus.STAGE_FAILED,
         name="relay-dispatch-secrets",
         description="confidential.secrets.get -> vault@1.0.0",
         concurrency=settings.concurrency,

@@ -476,6 +476,7 @@ async def run(
     svc = RegistryService(
         nc,
         cache,
+        failure_reply=bus.STAGE_FAILED,
         name="relay-registry",
         description="capabilities registry lookups from the relay_registry KV bucket",
         concurrency=settings.concurrency,

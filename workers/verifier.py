@@ -122,6 +122,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
     actor = VerifierActor(build_verifier(settings), max_age_s=settings.max_attestation_age_s)
     svc = Service(
         nc,
+        failure_reply=bus.STAGE_FAILED,
         name="relay-verifier",
         description="Nitro attestation verification",
         # Verification is CPU-bound and synchronous: more slots would only queue inside the process.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 
 import pytest
@@ -67,3 +68,27 @@ async def test_a_vault_slower_than_the_budget_is_a_timely_internal_error(
     )
     assert "timed out" in detail or "no reply" in detail, detail
     assert len(relay.vault.calls) == 1
+
+
+async def test_a_capability_slower_than_the_budget_answers_a_fixed_error_and_runs_once(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the budget the call may have run: a fixed `error` result, the same on a retry."""
+    relay.cap.answer = lambda call: capability.CapabilityOutcome(payload=b"")
+    relay.cap.delay_s = BUDGET_S + 0.5
+    request = sdk_pb2.CapabilityRequest(method=FAKE_METHODS[0]).SerializeToString()
+    params = capability_params(
+        capability_id=FAKE_CAP,
+        payload=base64.b64encode(request).decode(),
+        reference_id="ref-budget-timeout",  # its own logical key: no earlier call's outcome
+    )
+    body = attested(relay.chain, rpc.MethodCapabilityExec, params)
+    caplog.set_level(logging.WARNING, logger="relay.dispatch.capability")
+    first = json.loads(await ask(relay.nc, body))
+    # Fixed text: no subject, no timing, so every node that timed out answers the same bytes.
+    assert first.get("result") == {"error": "capability execute timed out"}, first
+    assert any("may have run" in r.getMessage() for r in caplog.records)
+    relay.cap.delay_s = 0.0
+    again = json.loads(await ask(relay.nc, body))
+    assert again == first
+    assert len(relay.cap.calls) == 1

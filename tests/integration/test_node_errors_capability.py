@@ -157,6 +157,29 @@ async def test_an_unknown_capability_is_a_sanitised_internal_error(
     assert err.endswith(" missing@9.9.9"), err
 
 
+async def test_a_method_too_long_for_a_subject_is_refused_and_the_node_keeps_serving(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 6,000-byte method: no such subject can exist, so `internal error` at once, like a
+    method nobody serves; the dispatch actor's connection survives (nats-server would close it
+    on a protocol line that long)."""
+    params = capability_params(reference_id="c-long", payload=sdk_payload(method="m." * 3000))
+    raw = await ask(relay.nc, attested(relay.chain, METHOD, params, "req-long"))
+    assert_internal(
+        raw,
+        caplog,
+        request_id="req-long",
+        method=METHOD,
+        detail="capability unreachable: no responders on cap.v1.",
+        prefix=True,
+    )
+    assert relay.cap.calls == []
+    params = capability_params(reference_id="c-after-long", payload=sdk_payload())
+    relay.cap.answer = answering(payload=b"")
+    after = await ask(relay.nc, attested(relay.chain, METHOD, params, "req-after"))
+    assert result_of(after, "req-after") == {}
+
+
 @pytest.mark.parametrize(
     ("payload", "offset"),
     [("ab$d", 2), ("abc", 0), ("Zm9v=", 4), ("Zm9vYg", 4), ("Zm9v\n====", 5)],

@@ -9,6 +9,7 @@ import pytest
 from nats.aio.client import Client
 
 from workers.runtime.bus import (
+    MAX_SUBJECT_BYTES,
     Headers,
     Service,
     StageTimeout,
@@ -189,3 +190,41 @@ async def test_micro_stats_report_serving_time_and_handler_failures(
     finally:
         release.set()
         await svc.stop()
+
+
+async def test_a_failure_reply_answers_a_failing_handler_and_an_unsendable_reply_at_once(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """With `failure_reply`, a raising handler and a reply over max_payload both get it promptly."""
+    server_nc = await connect(nats_server.url, actor="svc")
+
+    async def troubled(data: bytes, headers: Headers) -> bytes:
+        if data == b"boom":
+            raise RuntimeError("secret detail")
+        if data == b"huge":
+            return b"x" * (server_nc.max_payload + 1)
+        return b"ok"
+
+    svc = Service(server_nc, name="relay-test-failure", description="test", failure_reply=b"failed")
+    await svc.add_endpoint(name="troubled", subject="t.troubled", queue="q", handler=troubled)
+    await svc.start()
+    try:
+        for body in (b"boom", b"huge"):
+            started = asyncio.get_running_loop().time()
+            assert await request(nc, "t.troubled", body, timeout_s=5) == b"failed"
+            assert asyncio.get_running_loop().time() - started < 1.0
+        assert await request(nc, "t.troubled", b"fine", timeout_s=2) == b"ok"
+        assert server_nc.is_connected
+    finally:
+        await svc.stop()
+
+
+async def test_a_subject_too_long_for_the_server_is_refused_without_losing_the_connection(
+    nc: Client,
+) -> None:
+    """A subject over MAX_SUBJECT_BYTES is unavailable at once; nats-server never sees it."""
+    with pytest.raises(StageUnavailable, match="bytes"):
+        await request(nc, "t." + "a" * MAX_SUBJECT_BYTES, b"x", timeout_s=2)
+    assert nc.is_connected
+    with pytest.raises(StageUnavailable):  # the connection still works: a normal no-responders
+        await request(nc, "t.nobody-here", b"x", timeout_s=2)

@@ -55,6 +55,12 @@ class NatsConnectError(ConnectionError):
         self.refusal = refusal
 
 
+MAX_SUBJECT_BYTES = 1024
+"""Longest subject we publish to. nats-server refuses a protocol line over its max_control_line
+(4 KiB by default) by closing the whole connection, which would cost every request in flight on
+it; a subject built from client data (a capability method) is refused here instead."""
+
+
 class StageTimeout(Exception):
     """The stage did not answer within the timeout."""
 
@@ -147,6 +153,9 @@ async def request_msg(
 ) -> Msg:
     if timeout_s <= 0:
         raise StageTimeout(subject, timeout_s)
+    if len(subject.encode()) > MAX_SUBJECT_BYTES:
+        # Nobody can listen on it: answer as NATS would for a subject nobody serves.
+        raise StageUnavailable(f"{subject[:64]}... ({len(subject.encode())} bytes)")
     try:
         return await nc.request(subject, payload, timeout=timeout_s, headers=headers)
     except nats.errors.NoRespondersError as exc:
@@ -184,7 +193,10 @@ class Service:
         version: str = "0.1.0",
         concurrency: int = 64,
         metadata: dict[str, str] | None = None,
+        failure_reply: bytes | None = None,
     ) -> None:
+        """`failure_reply` is sent when a handler raises or its reply cannot be published (too
+        large for the server, say), so the requester learns at once; None sends nothing."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._nc = nc
@@ -192,6 +204,7 @@ class Service:
         self._description = description
         self._version = version
         self._metadata = metadata or {}
+        self._failure_reply = failure_reply
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: list[tuple[str, str, str, HeaderHandler]] = []
@@ -275,6 +288,7 @@ class Service:
                 log.exception("handler for %s failed", subject)
                 counts.errors += 1
                 counts.last_error = type(exc).__name__
+                await self._send_failure(msg, subject)
                 return
             if msg.reply:
                 try:
@@ -283,11 +297,20 @@ class Service:
                     log.exception("could not publish the reply for %s", subject)
                     counts.errors += 1
                     counts.last_error = type(exc).__name__
+                    await self._send_failure(msg, subject)
         finally:
             counts.completed += 1
             counts.processing_ns += time.perf_counter_ns() - accepted_ns
             self._in_flight_by_endpoint[endpoint] -= 1
             self._slots.release()
+
+    async def _send_failure(self, msg: Msg, subject: str) -> None:
+        if self._failure_reply is None or not msg.reply:
+            return
+        try:
+            await self._nc.publish(msg.reply, self._failure_reply)
+        except Exception:
+            log.exception("could not publish the failure reply for %s", subject)
 
     def _endpoint_stats(self, stats: EndpointStats) -> dict[str, int]:
         """micro's stats handler: replace its accept-time figures with the tasks' own."""
