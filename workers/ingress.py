@@ -26,7 +26,14 @@ from schemas.gojson import GoJSONError
 from workers import binding
 from workers.registry import NO_MEASUREMENTS
 from workers.registry_client import RegistryLookups, open_registry
-from workers.runtime.bus import Headers, Service, StageTimeout, StageUnavailable, request
+from workers.runtime.bus import (
+    Headers,
+    Service,
+    StageTimeout,
+    StageUnavailable,
+    request,
+    request_pure,
+)
 from workers.runtime.settings import NodeSettings
 from workers.runtime.telemetry import RelayMetrics
 
@@ -206,26 +213,13 @@ class NatsStages:
         self._verify_subject = subjects.verify(settings.don, settings.node)
 
     async def _retrying(self, subject: str, payload: bytes, deadline: float) -> bytes:
-        """Attempt a pure stage until it answers or the deadline passes."""
-        attempt_timeout = self._settings.stage_attempt_timeout_s
-        last: Exception | None = None
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                if last is not None:
-                    raise last
-                raise StageTimeout(subject, 0.0)
-            try:
-                return await request(
-                    self._nc, subject, payload, timeout_s=min(attempt_timeout, remaining)
-                )
-            except StageTimeout as exc:
-                # The replica may have died holding our request: ask again, another one answers.
-                last = exc
-            except StageUnavailable as exc:
-                # Nobody listens right now (a restart?): wait a little within the budget.
-                last = exc
-                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return await request_pure(
+            self._nc,
+            subject,
+            payload,
+            deadline=deadline,
+            attempt_timeout_s=self._settings.stage_attempt_timeout_s,
+        )
 
     async def measurements(self, deadline: float) -> bus.Measurements | bus.StageError:
         reply = await self._registry.measurements(deadline)

@@ -10,14 +10,13 @@ round trip on every request; `actor` asks the registry actor over `relay.v1.<don
 from __future__ import annotations
 
 import logging
-import time
 from typing import Protocol
 
 from nats.aio.client import Client
 
 from schemas import bus, rpc, subjects
 from workers import registry
-from workers.runtime.bus import StageTimeout, StageUnavailable, request
+from workers.runtime.bus import StageTimeout, StageUnavailable, request_pure
 from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.registry")
@@ -88,21 +87,18 @@ class ActorRegistry:
     ) -> bus.RegistryReply:
         subject = subjects.registry(self._settings.don, self._settings.node, verb)
         payload = bus.ENCODER.encode(message)
-        last: Exception = StageTimeout(subject, 0.0)
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                data = await request(
-                    self._nc,
-                    subject,
-                    payload,
-                    timeout_s=min(self._settings.stage_attempt_timeout_s, remaining),
-                )
-            except (StageTimeout, StageUnavailable) as exc:
-                last = exc
-                continue
-            reply: bus.RegistryReply = bus.REGISTRY_REPLY_DECODER.decode(data)
-            return reply
-        return _unreachable(last)
+        try:
+            data = await request_pure(
+                self._nc,
+                subject,
+                payload,
+                deadline=deadline,
+                attempt_timeout_s=self._settings.stage_attempt_timeout_s,
+            )
+        except (StageTimeout, StageUnavailable) as exc:
+            return _unreachable(exc)
+        reply: bus.RegistryReply = bus.REGISTRY_REPLY_DECODER.decode(data)
+        return reply
 
     async def measurements(self, deadline: float) -> bus.RegistryReply:
         return await self._ask("measurements", bus.MeasurementsRequest(), deadline)

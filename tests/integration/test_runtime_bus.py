@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from nats.aio.client import Client
 
+from schemas import bus
+from workers.registry_client import ActorRegistry
 from workers.runtime.bus import (
     MAX_SUBJECT_BYTES,
     Headers,
@@ -16,8 +19,10 @@ from workers.runtime.bus import (
     StageUnavailable,
     connect,
     request,
+    request_pure,
 )
 from workers.runtime.natsserver import NatsServer
+from workers.runtime.settings import NodeSettings
 
 
 async def test_endpoint_handlers_run_concurrently_up_to_the_bound(
@@ -228,3 +233,30 @@ async def test_a_subject_too_long_for_the_server_is_refused_without_losing_the_c
     assert nc.is_connected
     with pytest.raises(StageUnavailable):  # the connection still works: a normal no-responders
         await request(nc, "t.nobody-here", b"x", timeout_s=2)
+
+
+async def test_a_pure_stage_nobody_serves_is_asked_again_after_a_pause_not_in_a_tight_loop(
+    nc: Client,
+) -> None:
+    """No responders for half a second: about ten attempts (50 ms apart), then that failure."""
+    sent_before = nc.stats["out_msgs"]
+    started = time.monotonic()
+    with pytest.raises(StageUnavailable):
+        await request_pure(nc, "t.nobody-pure", b"x", deadline=started + 0.5, attempt_timeout_s=0.2)
+    elapsed = time.monotonic() - started
+    attempts = nc.stats["out_msgs"] - sent_before
+    assert 0.45 < elapsed < 0.8
+    assert 2 <= attempts <= 12, attempts
+
+
+async def test_actor_registry_lookups_back_off_while_no_registry_actor_answers(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """RELAY_REGISTRY_LOOKUPS=actor with no registry actor: a bounded, paced retry, then -32603."""
+    settings = NodeSettings(nats_url=nats_server.url, don="don-x", node="node-x")
+    lookups = ActorRegistry(nc, settings)
+    sent_before = nc.stats["out_msgs"]
+    reply = await lookups.measurements(time.monotonic() + 0.5)
+    assert isinstance(reply, bus.StageError)
+    assert reply.code == -32603
+    assert nc.stats["out_msgs"] - sent_before <= 12

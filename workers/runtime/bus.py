@@ -164,6 +164,31 @@ async def request_msg(
         raise StageTimeout(subject, timeout_s) from exc
 
 
+NO_RESPONDERS_BACKOFF_S = 0.05
+"""The pause after a no-responders answer: nobody listens right now (a restart?)."""
+
+
+async def request_pure(
+    nc: Client, subject: str, payload: bytes, *, deadline: float, attempt_timeout_s: float
+) -> bytes:
+    """Request a pure stage (verify, a registry lookup) until it answers or `deadline` passes.
+
+    An attempt that times out is sent again at once: the replica may have died holding it, and
+    a pure stage may answer twice without harm. A no-responders answer is retried after a
+    short pause, never in a tight loop. The last failure is raised at the deadline.
+    """
+    last: Exception | None = None
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            return await request(nc, subject, payload, timeout_s=min(attempt_timeout_s, remaining))
+        except StageTimeout as exc:
+            last = exc
+        except StageUnavailable as exc:
+            last = exc
+            await asyncio.sleep(min(NO_RESPONDERS_BACKOFF_S, max(0.0, deadline - time.monotonic())))
+    raise last if last is not None else StageTimeout(subject, 0.0)
+
+
 @dataclass
 class _ServedCounts:
     """What one endpoint's tasks did: micro cannot see it, its handler returns at accept."""
