@@ -42,7 +42,8 @@ class FastPath:
             return None
         try:
             value = self._decoder.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # RecursionError: msgspec stops at about 1,000 levels of nesting, Go at 10,000.
             return None
         return _fields(self._spec, value)
 

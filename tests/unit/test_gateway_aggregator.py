@@ -88,6 +88,13 @@ def test_a_lone_surrogate_escape_is_refused_as_malformed() -> None:
         decode_node_response(b'{"id":"i","result":"a\\ud800"}')
 
 
+def test_a_result_nested_past_msgspecs_limit_is_refused_as_malformed() -> None:
+    """Two thousand levels of nesting make the node message malformed, never a crash."""
+    nested = b"[" * 2000 + b"]" * 2000
+    with pytest.raises(MalformedNodeResponse, match="nested too deeply"):
+        decode_node_response(b'{"id":"i","result":%s}' % nested)
+
+
 def test_fewer_responses_than_quorum_are_insufficient() -> None:
     """One response with F=1 keeps waiting."""
     assert aggregator.aggregate({"n0": Collected("d1")}, f=1, expected=4) == Insufficient(1)

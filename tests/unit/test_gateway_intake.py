@@ -92,3 +92,13 @@ def test_an_unknown_confidential_method_is_still_forwarded() -> None:
 def test_a_legacy_gateway_message_is_recognised() -> None:
     """A {"body": ..., "signature": ...} message without jsonrpc is the legacy format."""
     assert parse_user_request(b'{"body":{"message_id":"1"},"signature":"00"}') == Legacy()
+
+
+def test_params_nested_past_msgspecs_limit_are_a_parse_error_not_a_crash() -> None:
+    """Two thousand levels of nesting: -32700 with a reason, where msgspec gives up."""
+    body = b'{"jsonrpc":"2.0","id":"a","method":"confidential.x","params":%s}' % (
+        b"[" * 2000 + b"]" * 2000
+    )
+    reply, decoded = error_of(parse_user_request(body))
+    assert reply.code is ErrorCode.UserMessageParseError
+    assert decoded["error"]["message"].endswith("invalid JSON: nested too deeply")

@@ -407,3 +407,18 @@ def test_big_params_decode_the_same_on_both_paths() -> None:
 
 def secrets_bytes(text: bytes) -> rpc.SecretsRequestParams:
     return rpc.decode_secrets_params(text)
+
+
+@pytest.mark.parametrize("depth", [1_000, 5_000, 9_999])
+def test_params_nested_deeper_than_msgspec_goes_are_decoded_as_go_does(depth: int) -> None:
+    """Go nests up to 10,000 levels; past msgspec's ~1,000 the exact decoder takes over."""
+    nested = b"[" * depth + b"]" * depth
+    request = rpc.decode_request(b'{"jsonrpc":"2.0","id":"1","method":"m","params":%s}' % nested)
+    assert request.params == nested
+
+
+def test_params_nested_past_gos_limit_get_gos_syntax_error() -> None:
+    """At 10,001 levels Go's scanner stops with `exceeded max depth`."""
+    nested = b"[" * 10_001 + b"]" * 10_001
+    with pytest.raises(GoSyntaxError, match="exceeded max depth"):
+        rpc.decode_request(b'{"jsonrpc":"2.0","id":"1","method":"m","params":%s}' % nested)

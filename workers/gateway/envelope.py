@@ -41,8 +41,9 @@ _DECODER = msgspec.json.Decoder(NodeResponse)
 class MalformedNodeResponse(ValueError):
     """The node message is not a JSON-RPC response envelope.
 
-    Stricter than Go in one corner: msgspec refuses a lone UTF-16 surrogate escape (`"\\ud800"`)
-    that Go would read as U+FFFD. Honest relays never send one (they re-marshal decoded text).
+    Stricter than Go in two corners: msgspec refuses a lone UTF-16 surrogate escape (`"\\ud800"`)
+    that Go would read as U+FFFD, and nesting past about 1,000 levels (Go: 10,000). Honest relays
+    send neither (they re-marshal decoded text; results are flat).
     """
 
 
@@ -55,6 +56,8 @@ def decode_node_response(data: bytes) -> NodeResponse:
         return _DECODER.decode(data)
     except msgspec.DecodeError as exc:
         raise MalformedNodeResponse(f"not a JSON-RPC response: {exc}") from exc
+    except RecursionError as exc:  # about 1,000 levels: no honest node's result nests so deep
+        raise MalformedNodeResponse("not a JSON-RPC response: nested too deeply") from exc
 
 
 def _present(raw: msgspec.Raw) -> bool:

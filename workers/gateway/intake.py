@@ -60,6 +60,10 @@ def parse_user_request(body: bytes) -> UserRequest | Legacy | GatewayReply:
         return _parse_error("", f"not a JSON-RPC request: {exc}")
     except msgspec.DecodeError as exc:
         return _parse_error("", f"invalid JSON: {exc}")
+    except RecursionError:
+        # msgspec stops at about 1,000 levels of nesting where Go allows 10,000. No enclave's
+        # params nest like that; refusing here is stricter than Go, and never a crash.
+        return _parse_error("", "invalid JSON: nested too deeply")
     if env.jsonrpc is None and len(env.body) > 0:
         return Legacy()
     if env.jsonrpc != "2.0":
