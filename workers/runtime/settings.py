@@ -1,13 +1,33 @@
-"""Settings of one relay node's actors, from the command line and `RELAY_*` environment variables."""
+"""Settings of one relay node's actors, from the command line and `RELAY_*` environment variables.
+
+Every number is checked when the settings are built (`NodeSettings.__post_init__`, which
+`from_env` and the command line go through too): a bad value is a ValueError naming the variable
+and the value, so `relay up` and `relay worker` refuse to start with one clear line rather than
+start and then fail, hang or spin on every request.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_DON = "relay-don"
 DEFAULT_NODE = "node-0"
+DEFAULT_MAX_ATTESTATION_AGE_S = 300.0
+# The one word that turns the attestation freshness check off (as Go N1); nothing else does.
+DISABLE_WORD = "none"
+MAX_PORT = 65535
+
+# How a setting is named to an operator: its environment variable, and its flag if it has one.
+_NAMES = {
+    "request_timeout_s": "RELAY_REQUEST_TIMEOUT_S",
+    "stage_attempt_timeout_s": "RELAY_STAGE_ATTEMPT_TIMEOUT_S",
+    "max_attestation_age_s": "RELAY_MAX_ATTESTATION_AGE_S",
+    "metrics_port": "RELAY_METRICS_PORT (--metrics-port)",
+    "concurrency": "concurrency",
+}
 
 
 def _env_float(name: str, default: float) -> float:
@@ -20,6 +40,29 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_max_age(name: str, default: float) -> float | None:
+    """Seconds, or None for exactly the documented `none`; empty is the default, never "off"."""
+    raw = os.environ.get(name)
+    if raw is not None and raw.strip().lower() == DISABLE_WORD:
+        return None
+    try:
+        return _env_float(name, default)
+    except ValueError as exc:
+        raise ValueError(
+            f"{name} must be a number of seconds or {DISABLE_WORD!r}, got {raw!r}"
+        ) from exc
+
+
+def _env_port(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a port number, got {raw!r}") from exc
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -30,6 +73,22 @@ def _env_bool(name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError(f"{name} must be a boolean, got {raw!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_seconds(setting: str, value: object, hint: str = "") -> None:
+    """A duration that must pass: finite and > 0 (0 or less would spin or fail every request)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(
+            f"{_NAMES[setting]} must be a finite number of seconds > 0{hint}, got {value!r}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,10 +104,11 @@ class NodeSettings:
     request_timeout_s: float = 10.0
     # One attempt at a pure stage (verify, registry); a lost attempt is retried within the budget.
     stage_attempt_timeout_s: float = 1.0
-    # Capability and vault calls are slow and not idempotent: one attempt, the whole remaining budget.
+    # Requests one actor serves at once (its endpoints' slots). Capability and vault calls, slow
+    # and not idempotent, get one attempt with the whole remaining budget (not a setting).
     concurrency: int = 64
     # Freshness bound on the attestation timestamp (both directions); None disables it (Go N1).
-    max_attestation_age_s: float | None = 300.0
+    max_attestation_age_s: float | None = DEFAULT_MAX_ATTESTATION_AGE_S
     # A non-AWS root for development and demos only; loudly logged.
     dev_root_pem: Path | None = None
     # Registry lookups in-process from the KV bucket ("local") or via the registry actor ("actor").
@@ -67,6 +127,27 @@ class NodeSettings:
             raise ValueError(
                 f"registry lookups must be 'local' or 'actor', got {self.registry_lookups!r}"
             )
+        _check_seconds("request_timeout_s", self.request_timeout_s)
+        _check_seconds("stage_attempt_timeout_s", self.stage_attempt_timeout_s)
+        # None (the word `none`) is the only way to disable the check: infinity would be a
+        # disguised "off" and 0 would reject every document, so both are refused like -1.
+        if self.max_attestation_age_s is not None:
+            _check_seconds(
+                "max_attestation_age_s",
+                self.max_attestation_age_s,
+                hint=f" ({DISABLE_WORD!r} disables the check)",
+            )
+        if not (_is_int(self.concurrency) and self.concurrency >= 1):
+            raise ValueError(
+                f"{_NAMES['concurrency']} must be an integer >= 1, got {self.concurrency!r}"
+            )
+        port = self.metrics_port
+        # 0 is allowed: it is the documented "no metrics server" (`relay up` defaults to 9464).
+        if port is not None and not (_is_int(port) and 0 <= port <= MAX_PORT):
+            raise ValueError(
+                f"{_NAMES['metrics_port']} must be a port number 0-{MAX_PORT}"
+                f" (0 turns metrics off), got {port!r}"
+            )
 
     @classmethod
     def from_env(cls, **overrides: object) -> NodeSettings:
@@ -77,17 +158,15 @@ class NodeSettings:
             "enabled": _env_bool("RELAY_ENABLED", True),
             "request_timeout_s": _env_float("RELAY_REQUEST_TIMEOUT_S", 10.0),
             "stage_attempt_timeout_s": _env_float("RELAY_STAGE_ATTEMPT_TIMEOUT_S", 1.0),
+            "max_attestation_age_s": _env_max_age(
+                "RELAY_MAX_ATTESTATION_AGE_S", DEFAULT_MAX_ATTESTATION_AGE_S
+            ),
             "registry_lookups": os.environ.get("RELAY_REGISTRY_LOOKUPS", "local"),
             "dedupe": os.environ.get("RELAY_DEDUPE", "local"),
         }
-        max_age = os.environ.get("RELAY_MAX_ATTESTATION_AGE_S")
-        if max_age is not None:
-            values["max_attestation_age_s"] = (
-                None if max_age.strip().lower() in {"", "none", "off"} else float(max_age)
-            )
-        metrics_port = os.environ.get("RELAY_METRICS_PORT")
-        if metrics_port:
-            values["metrics_port"] = int(metrics_port)
+        metrics_port = _env_port("RELAY_METRICS_PORT")
+        if metrics_port is not None:
+            values["metrics_port"] = metrics_port
         dev_root = os.environ.get("RELAY_DEV_ROOT_PEM")
         if dev_root:
             values["dev_root_pem"] = Path(dev_root)
