@@ -77,6 +77,11 @@ def decode_attestation(text: str) -> bytes:
         raise _internal(f"failed to decode attestation: {exc.message}") from exc
 
 
+UNSUPPORTED_METHOD_LABEL = "unsupported"
+"""The metrics' `method` for any method the relay does not serve, so that a client cannot mint
+one time series per made-up method name (each up to a megabyte long)."""
+
+
 class Ingress:
     def __init__(
         self,
@@ -114,7 +119,8 @@ class Ingress:
             response = self._error(request_id, method, _internal(f"unexpected: {exc!r}"))
         if self._metrics is not None:
             self._metrics.record_request(
-                method=method,
+                # The method is client text: only the two real ones become their own series.
+                method=method if method in rpc.METHODS else UNSUPPORTED_METHOD_LABEL,
                 outcome="error" if outcome_code is not None else "success",
                 error_code=outcome_code,
                 latency_ms=(self._clock() - started) * 1000.0,

@@ -217,3 +217,32 @@ async def test_any_bytes_get_a_well_formed_json_rpc_error(raw: bytes) -> None:
     assert response["jsonrpc"] == "2.0"
     assert isinstance(response["error"]["code"], int)
     assert response["error"]["code"] < 0
+
+
+@dataclass
+class RecordedMetrics:
+    """A RelayMetrics that keeps what the ingress recorded."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def record_request(self, **fields: Any) -> None:
+        self.requests.append(fields)
+
+    def internal_error(self, gateway_id: str, error_code: int) -> None:
+        pass
+
+    def success(self, gateway_id: str) -> None:
+        pass
+
+    def stage_latency(self, stage: str, seconds: float) -> None:
+        pass
+
+
+async def test_metrics_label_a_made_up_method_as_unsupported_and_real_ones_by_name() -> None:
+    """A client cannot mint a time series per method name: unknown ones share one label."""
+    metrics = RecordedMetrics()
+    node = Ingress(FakeStages(), settings=NodeSettings(request_timeout_s=2.0), metrics=metrics)
+    await node.handle(envelope(method="confidential." + "x" * 10_000, params={}))
+    await node.handle(envelope(params=secrets_params()))
+    assert [r["method"] for r in metrics.requests] == ["unsupported", rpc.MethodSecretsGet]
+    assert metrics.requests[0]["error_code"] == rpc.ErrMethodNotFound
