@@ -178,7 +178,7 @@ async def test_the_ingress_exposes_the_protocol_metrics_for_prometheus(
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the exporter reads the SDK on each scrape
         text = up.metrics()
-        if 'method="x.y"' in text:
+        if 'method="unsupported"' in text:
             break
         await asyncio.sleep(0.1)
     success = re.search(
@@ -192,7 +192,9 @@ async def test_the_ingress_exposes_the_protocol_metrics_for_prometheus(
     assert re.search(r'enclave_relay_request_internal_error_total\{[^}]*error_code="-32601"', text)
     assert re.search(r'enclave_relay_request_success_total\{gateway_id="gateway"', text)
     # The exporter appends the unit: enclave_relay_request_latency_ms becomes ..._ms_milliseconds.
-    assert re.search(r'enclave_relay_request_latency_ms\w*_bucket\{[^}]*method="x.y"', text)
+    # A method the relay does not serve is labelled "unsupported", never by the client's text.
+    assert re.search(r'enclave_relay_request_latency_ms\w*_bucket\{[^}]*method="unsupported"', text)
+    assert 'method="x.y"' not in text
     for stage in ("registry", "verify", "dispatch"):
         assert re.search(rf'relay_stage_latency_seconds_count\{{[^}}]*stage="{stage}"', text), stage
 
@@ -224,6 +226,19 @@ async def test_the_full_error_is_logged_as_json_and_no_secret_is(
     text = up.log.read_text()
     assert "s3cr3t-api-key-for-the-demo" not in text
     assert "dev-password" not in text
+
+
+def test_the_actors_get_the_nats_url_by_environment_not_on_their_command_line(
+    up: RunningUp,
+) -> None:
+    """A URL may carry a password and argv is public (`ps`): no actor's argv names the server."""
+    pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", "\n".join(up.lines))][1:]  # not the server
+    assert len(pids) >= 5
+    for pid in pids:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert b"worker" in argv, argv
+        assert b"--nats" not in argv
+        assert not any(b"nats://" in arg for arg in argv), argv
 
 
 def test_sigterm_drains_and_stops_every_process_it_started(up: RunningUp) -> None:

@@ -46,6 +46,15 @@ def test_fields_named_like_secrets_are_redacted_in_both_formats() -> None:
     assert "user='ops'" in text
 
 
+def test_fields_named_like_keys_material_are_redacted_too() -> None:
+    """An nkey seed, key shares, a token or a JWT passed as `extra` are redacted by name."""
+    record = _record(nkey_seed="SUAM", shares=["s1"], auth_token="t", user_jwt="j", node="n0")
+    entry = json.loads(JsonFormatter("x").format(record))
+    assert entry["nkey_seed"] == entry["shares"] == entry["auth_token"] == REDACTED
+    assert entry["user_jwt"] == REDACTED
+    assert entry["node"] == "n0"
+
+
 def test_values_that_are_not_json_are_written_as_their_repr() -> None:
     """Bytes and objects in `extra` do not break the line."""
     entry = json.loads(JsonFormatter("x").format(_record(raw=b"\x00\xff", items=(1, 2))))

@@ -97,8 +97,6 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
         "workers.cli",
         "worker",
         actor,
-        "--nats",
-        settings.nats_url,
         "--don",
         settings.don,
         "--node",
@@ -107,6 +105,9 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
     ]
     # The workers' INFO lines would bury the ready report on a terminal: warnings up, unless asked.
     env = {**os.environ, "RELAY_LOG_LEVEL": os.environ.get("RELAY_LOG_LEVEL", "WARNING")}
+    # The URL goes by the environment, not argv: it may carry a password, and argv is public
+    # to every local user (`ps`).
+    env["RELAY_NATS_URL"] = settings.nats_url
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

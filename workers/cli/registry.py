@@ -27,7 +27,7 @@ from workers import registry
 from workers.registry_store import LoadResult, load_entries, read_seed_file, read_view, to_seed
 from workers.registry_view import RegistryDataError, RegistryView
 from workers.runtime.bus import NatsConnectError, connect
-from workers.runtime.credentials import credentials_for
+from workers.runtime.credentials import credentials_for, redact_url
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -84,7 +84,10 @@ def run_load(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(_load(args, entries))
     except _UNREACHABLE as exc:
-        print(f"cannot load the registry via {args.nats}: {_describe(exc)}", file=sys.stderr)
+        print(
+            f"cannot load the registry via {redact_url(args.nats)}: {_describe(exc)}",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     created = " (created the bucket)" if result.created_bucket else ""
     print(
@@ -110,7 +113,10 @@ def run_show(args: argparse.Namespace) -> int:
         _problems(exc, sys.stderr)
         return EXIT_BAD_DATA
     except _UNREACHABLE as exc:
-        print(f"cannot read the registry via {args.nats}: {_describe(exc)}", file=sys.stderr)
+        print(
+            f"cannot read the registry via {redact_url(args.nats)}: {_describe(exc)}",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     if args.json:
         print(json.dumps(to_seed(view), indent=2))

@@ -29,7 +29,7 @@ from nats.aio.subscription import Subscription
 from workers import tail_format
 from workers.cli.args import positive_float, positive_int
 from workers.runtime.bus import NatsConnectError, connect
-from workers.runtime.credentials import credentials_for
+from workers.runtime.credentials import credentials_for, redact_url
 
 ACTOR = "ops"
 DEFAULT_SUBJECT = "relay.>"
@@ -118,13 +118,13 @@ async def connect_ops(url: str, timeout_s: float) -> Client:
 
 def describe_failure(url: str, timeout_s: float, exc: BaseException) -> str:
     if isinstance(exc, NatsConnectError) and exc.refusal is not None:
-        return f"NATS at {url} refused the connection: {exc.refusal}"
+        return f"NATS at {redact_url(url)} refused the connection: {exc.refusal}"
     # `connect` turns its bounded first attempt's timeout into a ConnectionError from it.
     if isinstance(exc, TimeoutError | nats.errors.NoServersError) or isinstance(
         exc.__cause__, TimeoutError
     ):
-        return f"cannot reach NATS at {url}: no server answered within {timeout_s:g}s"
-    return f"cannot reach NATS at {url}: {exc or type(exc).__name__}"
+        return f"cannot reach NATS at {redact_url(url)}: no server answered within {timeout_s:g}s"
+    return f"cannot reach NATS at {redact_url(url)}: {exc or type(exc).__name__}"
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -240,7 +240,11 @@ async def _tail_on(nc: Client, args: argparse.Namespace, stop: asyncio.Event) ->
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE
-    print(f"tailing {', '.join(args.subjects)} on {args.nats}", file=sys.stderr, flush=True)
+    print(
+        f"tailing {', '.join(args.subjects)} on {redact_url(args.nats)}",
+        file=sys.stderr,
+        flush=True,
+    )
     if args.for_s is None:
         await stop.wait()
     else:

@@ -26,7 +26,7 @@ from nats.micro.service import EndpointStats
 from nats.micro.service import Service as MicroService
 
 from schemas import subjects
-from workers.runtime.credentials import production_options
+from workers.runtime.credentials import production_options, redact_url
 
 log = logging.getLogger("relay.bus")
 
@@ -125,7 +125,8 @@ async def connect(
         refusal = refusals[0] if refusals else None
         why = f": the server refused: {refusal}" if refusal is not None else ""
         raise NatsConnectError(
-            f"actor {actor}: could not connect to NATS at {url} within {initial_timeout_s}s{why}",
+            f"actor {actor}: could not connect to NATS at {redact_url(url)} within"
+            f" {initial_timeout_s}s{why}",
             refusal,
         ) from exc
 

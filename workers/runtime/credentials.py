@@ -12,6 +12,7 @@ import os
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 _DEV_PASSWORD_SUFFIX = "-dev-password"
 
@@ -27,6 +28,29 @@ ACTORS = (
     "echo",
     "ops",
 )
+
+
+def redact_url(url: str) -> str:
+    """The NATS URL(s) fit for a log or an error: any password (or token) in them masked.
+
+    nats-py takes `nats://user:password@host:port` (and a comma-separated list of servers), so
+    an operator's URL may carry a secret; everything we print or log names it through this.
+    """
+    return ",".join(_redact_one(part) for part in url.split(","))
+
+
+def _redact_one(url: str) -> str:
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "[unparsable NATS URL]"
+    if "@" not in parts.netloc:
+        return url.strip()
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, has_password, _ = userinfo.partition(":")
+    # A lone userinfo is a token (nats://token@host): as secret as a password.
+    masked = f"{user}:***" if has_password else "***"
+    return urlunsplit(parts._replace(netloc=f"{masked}@{hostport}"))
 
 
 def credentials_for(actor: str) -> tuple[str | None, str | None]:

@@ -22,7 +22,10 @@ from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-_SENSITIVE = re.compile(r"pass|secret|private|plaintext|credential", re.IGNORECASE)
+# Field names that may hold a secret value; matched anywhere in the name (`shares`, `nkey_seed`).
+_SENSITIVE = re.compile(
+    r"pass|secret|private|plaintext|credential|seed|share|nkey|token|jwt", re.IGNORECASE
+)
 REDACTED = "[redacted]"
 
 
