@@ -68,7 +68,9 @@ class StructField(_Named):
 Field = StringField | RawField | SliceField | StringSliceField | IntField | StructField
 
 
-def _fold(key: str) -> str:
+def go_fold(key: str) -> str:
+    """A key folded so that, against an ASCII name, equality is Go's case-insensitive match
+    (encoding/json's field lookup, strings.EqualFold): ASCII case, U+212A and U+017F."""
     return key.translate(_FOLD_TABLE)
 
 
@@ -97,13 +99,13 @@ class GoStruct:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_exact", {f.name: f for f in self.fields})
-        object.__setattr__(self, "_folded", {_fold(f.name): f for f in self.fields})
+        object.__setattr__(self, "_folded", {go_fold(f.name): f for f in self.fields})
 
     def lookup(self, key: str) -> Field | None:
         """The field a JSON key lands in: exact match first, then Go's case folding."""
         found = self._exact.get(key)
         if found is None:
-            found = self._folded.get(_fold(key))
+            found = self._folded.get(go_fold(key))
         return found
 
     def zero(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
+from schemas.gohex import go_hex_decode
 from schemas.proto.gen import vault_pb2
 from workers import owner as owners
 from workers.dispatch_common import (
@@ -26,7 +27,6 @@ from workers.dispatch_common import (
     NatsCapabilities,
     Registry,
     deadline_for,
-    go_hex_decode,
     internal,
     invalid_params,
 )

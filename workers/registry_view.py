@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from schemas.gojson_shapes import go_fold
 from schemas.subjects import decode_token, encode_token
 
 DONS = "dons"
@@ -243,12 +244,16 @@ def _kind(value: object) -> str:
 def _field(obj: dict[str, Any], name: str, where: str) -> Any:
     """mapstructure's lookup: the exact key, else the one key equal ignoring case.
 
-    mapstructure picks among several case-variants in Go map order (random); two variants would
-    make honest nodes disagree, so that is an error here instead.
+    "Ignoring case" is Go's strings.EqualFold: simple case folding, so `trustedValue` ending in
+    U+017F LONG S matches `trustedValues` and U+212A KELVIN SIGN matches `k`. The Go JSON
+    decoder's folding gives exactly that for our ASCII field names. mapstructure picks among
+    several case-variants in Go map order (random); two variants would make honest nodes
+    disagree, so that is an error here instead.
     """
     if name in obj:
         return obj[name]
-    matches = sorted(k for k in obj if k.lower() == name.lower())
+    folded = go_fold(name)
+    matches = sorted(k for k in obj if go_fold(k) == folded)
     if len(matches) > 1:
         raise _UnwrapError(f"{where}: keys {matches} differ only in case")
     return obj[matches[0]] if matches else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 import msgspec
 import pytest
 
@@ -9,6 +12,7 @@ from workers.registry_view import (
     CapabilityKey,
     DonKey,
     DonRecord,
+    EnclaveConfig,
     NodeKey,
     RegistryDataError,
     build_view,
@@ -130,3 +134,65 @@ def test_a_don_record_round_trips_through_its_json() -> None:
     """The record struct decodes what it encodes, defaults included."""
     rec = DonRecord(id=3, name="x", f=0, members=["m"])
     assert msgspec.json.decode(msgspec.json.encode(rec), type=DonRecord) == rec
+
+
+# --- Enclaves unwrapping: mapstructure's key match is Go's strings.EqualFold ---------------------
+
+PCR = b'{"pcr0":"aa","pcr1":"bb","pcr2":"cc"}'
+PCR_B64 = base64.b64encode(PCR).decode()
+LONG_S = "\u017f"  # LATIN SMALL LETTER LONG S: Go folds it onto s and S
+
+
+def unwrapped(cfg: Any) -> tuple[EnclaveConfig | None, str]:
+    view = build_view({capability_key(1, "cap"): msgspec.json.encode(cfg)}, revision=1)
+    config = view.configs[(1, "cap")]
+    return config.enclaves, config.unwrap_error
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"Enclaves": [{"trustedValues": [PCR_B64], "caRootsPEM": "PEM"}]},
+        {"ENCLAVES": [{"TRUSTEDVALUES": [PCR_B64], "carootspem": "PEM"}]},
+        {"enclaves": [{"TrustedValues": [PCR_B64], "CaRootsPem": "PEM"}]},
+    ],
+)
+def test_config_keys_of_any_ascii_case_still_unwrap(cfg: Any) -> None:
+    """Canonical and ASCII case variants of Enclaves, trustedValues and caRootsPEM all match."""
+    assert unwrapped(cfg) == (
+        EnclaveConfig(trusted_values=(PCR,), ca_roots_pem="PEM", enclave_count=1),
+        "",
+    )
+
+
+def test_a_long_s_in_a_config_key_matches_like_go_equal_fold() -> None:
+    """Go folds U+017F onto s, so `Enclave\u017f` and `trustedValue\u017f` are the canonical keys."""
+    cfg = {f"Enclave{LONG_S}": [{f"trustedValue{LONG_S}": [PCR_B64], "caRootsPEM": "PEM"}]}
+    enclaves, problem = unwrapped(cfg)
+    assert problem == ""
+    assert enclaves == EnclaveConfig(trusted_values=(PCR,), ca_roots_pem="PEM", enclave_count=1)
+
+
+def test_lookalikes_that_go_does_not_fold_leave_the_field_unset() -> None:
+    """Cyrillic dze (U+0455) looks like s but is no Go fold of it, so the key is unknown."""
+    enclaves, problem = unwrapped({"Enclaves": [{"trustedValue\u0455": [PCR_B64]}]})
+    assert problem == ""
+    assert enclaves == EnclaveConfig(trusted_values=(), ca_roots_pem="", enclave_count=1)
+
+
+def test_an_exact_key_wins_over_a_long_s_variant() -> None:
+    """mapstructure tries the exact name first and only then looks for a folded match."""
+    other = base64.b64encode(b"{}").decode()
+    cfg = {"Enclaves": [{"trustedValues": [PCR_B64], f"trustedValue{LONG_S}": [other]}]}
+    enclaves, _ = unwrapped(cfg)
+    assert enclaves is not None
+    assert enclaves.trusted_values == (PCR,)
+
+
+def test_two_folded_variants_including_a_long_s_one_are_ambiguous() -> None:
+    """Without an exact key, two EqualFold matches would depend on Go map order: an error here."""
+    cfg: Any = {"Enclaves": [{"TRUSTEDVALUES": [], f"trustedValue{LONG_S}": []}]}
+    assert unwrapped(cfg) == (
+        None,
+        f"Enclaves[0]: keys ['TRUSTEDVALUES', 'trustedValue{LONG_S}'] differ only in case",
+    )

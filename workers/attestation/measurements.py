@@ -6,6 +6,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from schemas.gohex import go_hex_decode
+from schemas.gojson import GoStruct, GoUnmarshalTypeError, StringField
+from schemas.gojson_scan import JSONNumber, JSONObject, JSONValue, parse
+
 
 @dataclass(frozen=True, slots=True)
 class PcrSet:
@@ -26,34 +30,71 @@ class PcrSet:
         ).encode()
 
 
-def _go_hex(value: object, name: str) -> bytes:
+# chainlink-common teeattestation/nitro `PCRs` (three `HexBytes` fields, tags pcr0/pcr1/pcr2).
+# Only its key lookup is used: the exact tag, else Go's case folding (PCR0, Pcr0 ...). The values
+# are not strings to Go but HexBytes, decoded by `_hex_bytes`.
+_PCRS = GoStruct(
+    "PCRs", "nitro.PCRs", (StringField("pcr0"), StringField("pcr1"), StringField("pcr2"))
+)
+
+
+def _json_kind(value: JSONValue) -> str:
+    """How Go's UnmarshalTypeError names a JSON value (never called for null)."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, JSONNumber):
+        return "number"
+    if isinstance(value, JSONObject):
+        return "object"
+    return "array"
+
+
+def _hex_bytes(value: JSONValue) -> bytes:
+    """`HexBytes.UnmarshalJSON`: a JSON string of Go hex, with upstream's error texts.
+
+    Go calls it for `null` too: unmarshalling null into its string leaves "", which decodes to
+    empty bytes, so a later null empties an earlier value of the same key.
+    """
     if value is None:
-        return b""  # a missing key leaves Go's HexBytes nil
+        return b""
     if not isinstance(value, str):
-        raise ValueError(f"failed to unmarshal trusted PCRs: {name} is not a string")
+        inner = GoUnmarshalTypeError(_json_kind(value), "string").message
+        raise ValueError(f"HexBytes: cannot unmarshal JSON into string: {inner}")
     try:
-        if len(value) % 2:
-            raise ValueError("odd length hex string")
-        return bytes.fromhex(value)
+        return go_hex_decode(value)
     except ValueError as exc:
-        raise ValueError(
-            f"failed to unmarshal trusted PCRs: HexBytes: failed to decode hex string '{value}': {exc}"
-        ) from exc
+        raise ValueError(f"HexBytes: failed to decode hex string '{value}': {exc}") from exc
+
+
+def _unmarshal_pcrs(raw: bytes) -> dict[str, bytes]:
+    """`json.Unmarshal(raw, &nitro.PCRs{})`; raises ValueError with Go's error text."""
+    tree = parse(raw)  # Go validates the whole text first: a syntax error wins
+    fields = {f.name: b"" for f in _PCRS.fields}  # a missing key leaves Go's HexBytes nil
+    if tree is None:
+        return fields  # a top-level null is a zero PCRs, not an error
+    if not isinstance(tree, JSONObject):
+        raise GoUnmarshalTypeError(_json_kind(tree), _PCRS.type_name)
+    # Every occurrence of a matching key is decoded again, in order, so the last one wins; an
+    # Unmarshaler's error ends decoding at once. Unknown keys are skipped whatever they hold.
+    for key, value, _, _ in tree.members:
+        f = _PCRS.lookup(key)
+        if f is not None:
+            fields[f.name] = _hex_bytes(value)
+    return fields
 
 
 def parse_trusted_value(raw: bytes) -> PcrSet:
-    """One registry trusted value (JSON PCR object bytes) -> PcrSet; ValueError with upstream text."""
+    """One registry trusted value (JSON PCR object bytes) -> PcrSet; ValueError with upstream text.
+
+    Decoded as chainlink-common's `json.Unmarshal` into `nitro.PCRs` (PROTOCOL 3.4, 8.1).
+    """
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        fields = _unmarshal_pcrs(raw)
+    except ValueError as exc:  # GoJSONError is a ValueError
         raise ValueError(f"failed to unmarshal trusted PCRs: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ValueError("failed to unmarshal trusted PCRs: not a JSON object")
-    return PcrSet(
-        pcr0=_go_hex(obj.get("pcr0"), "pcr0"),
-        pcr1=_go_hex(obj.get("pcr1"), "pcr1"),
-        pcr2=_go_hex(obj.get("pcr2"), "pcr2"),
-    )
+    return PcrSet(pcr0=fields["pcr0"], pcr1=fields["pcr1"], pcr2=fields["pcr2"])
 
 
 class MeasurementIndex:
