@@ -13,6 +13,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.integration.gateway_fakes import fake_don, honest, rpc_body, unique_don
+from workers.devseed import seed_entries_for, seed_with_measurements
+from workers.registry_store import load_entries
+from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer, free_port
 
 MEMBERS = ("0x0000", "0x0001", "0x0002", "0x0003")
@@ -85,3 +88,51 @@ def test_a_bad_don_configuration_exits_with_code_2() -> None:
     )
     assert result.returncode == 2
     assert b"cannot reach quorum" in result.stderr
+
+
+async def test_the_gateway_can_follow_the_dons_members_in_the_registry(
+    nats_server: NatsServer,
+) -> None:
+    """`--members-from-registry`: F and members from the bucket, the quorum answer over HTTP."""
+    admin = await connect(nats_server.url, actor="registry-admin")
+    try:
+        seed = seed_with_measurements(
+            [b'{"pcr0":"aa","pcr1":"bb","pcr2":"cc"}'], members=MEMBERS, f=1
+        )
+        await load_entries(admin, seed_entries_for(seed))
+    finally:
+        await admin.close()
+    port = free_port()
+    cmd = [str(RELAY), "gateway", "--nats", nats_server.url, "--don", "relay-don"]
+    cmd += ["--members-from-registry", "--http", f"127.0.0.1:{port}", "--log-level", "INFO"]
+    async with fake_don(nats_server.url, "relay-don", dict.fromkeys(MEMBERS, honest())):
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as session:
+                await wait_healthy(session, url, proc)
+                async with session.post(url + "/", data=rpc_body("cli-registry")) as resp:
+                    assert resp.status == 200
+                    assert json.loads(await resp.text())["result"] == {"payload": "result"}
+            os.kill(proc.pid, signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+            assert proc.returncode == 0, stderr
+            assert b"F=1, 4 members (from the registry)" in stderr
+        finally:
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                await asyncio.wait_for(proc.wait(), timeout=5)
+
+
+def test_f_with_members_from_the_registry_is_refused() -> None:
+    """The registry holds F: giving --f as well is a usage error, before connecting anywhere."""
+    result = subprocess.run(
+        [str(RELAY), "gateway", "--members-from-registry", "--f", "1"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"--f goes with --members" in result.stderr

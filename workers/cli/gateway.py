@@ -15,8 +15,16 @@ import os
 import signal
 
 from workers.gateway.actor import GatewayActor, GatewaySettings
-from workers.gateway.handler import DonConfig, DonConfigError, HandlerConfig, StaticMembership
+from workers.gateway.handler import (
+    DonConfig,
+    DonConfigError,
+    HandlerConfig,
+    Membership,
+    MembershipUnavailable,
+    StaticMembership,
+)
 from workers.gateway.http import DEFAULT_MAX_BODY_BYTES, HttpFront
+from workers.gateway.membership import RegistryMembership
 from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
 from workers.runtime.bus import connect
 from workers.runtime.credentials import credentials_for
@@ -60,13 +68,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--user", default=os.environ.get("RELAY_NATS_USER"))
     p.add_argument("--password", default=os.environ.get("RELAY_NATS_PASSWORD"))
     p.add_argument("--don", default=os.environ.get("RELAY_DON", "relay-don"), help="relay DON name")
-    p.add_argument(
+    membership = p.add_mutually_exclusive_group(required=True)
+    membership.add_argument(
         "--members",
         type=_members,
-        required=True,
         help="comma-separated node addresses of the relay DON (as the nodes use in their subjects)",
     )
-    p.add_argument("--f", type=int, default=None, help="faults tolerated; default (N-1)//3")
+    membership.add_argument(
+        "--members-from-registry",
+        action="store_true",
+        help="follow the DON's F and members in the registry's KV bucket (changes apply live;"
+        " requests fail closed while the DON is not there)",
+    )
+    p.add_argument(
+        "--f", type=int, default=None, help="faults tolerated with --members; default (N-1)//3"
+    )
     p.add_argument(
         "--http",
         default="127.0.0.1:8080",
@@ -86,12 +102,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
+REGISTRY_WAIT_S = 10.0
+"""How long `--members-from-registry` waits for the bucket's first read at start."""
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logs("gateway", level=args.log_level)
-    members: tuple[str, ...] = args.members
-    f = args.f if args.f is not None else (len(members) - 1) // 3
+    if args.members_from_registry and args.f is not None:
+        log.error("--f goes with --members; the registry holds the DON's F")
+        return 2
     try:
-        don = DonConfig(name=args.don, f=f, members=members)
+        don: DonConfig | None = None
+        if not args.members_from_registry:
+            members: tuple[str, ...] = args.members
+            f = args.f if args.f is not None else (len(members) - 1) // 3
+            don = DonConfig(name=args.don, f=f, members=members)
         http = None if args.http == "off" else parse_host_port(args.http)
         config = HandlerConfig(
             request_timeout_s=args.request_timeout,
@@ -122,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace,
     settings: GatewaySettings,
-    don: DonConfig,
+    don: DonConfig | None,
     http: tuple[str, int] | None,
 ) -> None:
     stop = asyncio.Event()
@@ -132,7 +157,20 @@ async def _serve(
     # --user/--password (or RELAY_NATS_USER/_PASSWORD) win; else the gateway's own user.
     user, password = (args.user, args.password) if args.user else credentials_for("gateway")
     nc = await connect(args.nats, actor="gateway", user=user, password=password)
-    actor = GatewayActor(nc, settings, StaticMembership(don))
+    following: RegistryMembership | None = None
+    membership: Membership
+    if don is None:
+        following = RegistryMembership(args.don)
+        try:
+            await following.start(nc, wait_s=REGISTRY_WAIT_S)
+        except Exception:
+            await following.stop()
+            await nc.close()
+            raise
+        membership = following
+    else:
+        membership = StaticMembership(don)
+    actor = GatewayActor(nc, settings, membership)
     await actor.start()
     front: HttpFront | None = None
     try:
@@ -146,19 +184,27 @@ async def _serve(
                 ready=lambda: nc.is_connected,
             )
             await front.start()
-        log.info(
-            "gateway ready: DON %s, F=%d, %d members, HTTP %s",
-            don.name,
-            don.f,
-            len(don.members),
-            f"{http[0]}:{front.port}" if front is not None and http else "off",
-        )
+        http_text = f"{http[0]}:{front.port}" if front is not None and http else "off"
+        try:
+            current = membership.current()
+            log.info(
+                "gateway ready: DON %s, F=%d, %d members%s, HTTP %s",
+                current.name,
+                current.f,
+                len(current.members),
+                " (from the registry)" if following is not None else "",
+                http_text,
+            )
+        except MembershipUnavailable as exc:
+            log.warning("gateway ready, HTTP %s, but failing closed for now: %s", http_text, exc)
         await stop.wait()
         log.info("stopping: draining in-flight requests")
     finally:
         if front is not None:
             await front.stop_listening()
         await actor.stop()
+        if following is not None:
+            await following.stop()
         if front is not None:
             await front.close()
         with contextlib.suppress(Exception):
