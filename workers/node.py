@@ -66,7 +66,7 @@ async def _vault(nc: Client, settings: NodeSettings, metrics: RelayMetrics | Non
     from workers import vault_ref
 
     secrets = settings.extra.get("vault_secrets")
-    return await vault_ref.run(nc, Path(secrets)) if secrets else await vault_ref.run(nc)
+    return await vault_ref.run(nc, Path(secrets) if secrets else vault_ref.secrets_file_from_env())
 
 
 async def _echo(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None) -> Service:

@@ -123,9 +123,25 @@ async def serve_capability(
     return svc
 
 
+SECRETS_ENV = "RELAY_VAULT_SECRETS"
+"""The reference vault's secrets file for `relay worker vault` (default: the public example)."""
+
+
+def secrets_file_from_env() -> Path:
+    raw = os.environ.get(SECRETS_ENV, "")
+    return Path(raw) if raw else DEFAULT_SECRETS
+
+
 async def run(nc: Client, secrets_file: Path = DEFAULT_SECRETS) -> Service:
     store = VaultStore.load(secrets_file)
     log.info("reference vault serving %d secrets", len(store.values))  # counts only, never values
+    if os.path.samefile(secrets_file, DEFAULT_SECRETS):  # noqa: ASYNC240 (start-up, once)
+        log.warning(
+            "reference vault: serving the EXAMPLE secrets of %s, whose values and key seed are"
+            " public; set %s to a file of your own",
+            DEFAULT_SECRETS.name,
+            SECRETS_ENV,
+        )
     return await serve_capability(
         nc,
         capability_id=rpc.VaultCapabilityID,
