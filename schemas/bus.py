@@ -133,6 +133,13 @@ class DispatchResult(msgspec.Struct, frozen=True, kw_only=True, tag="result"):
 DispatchReply = DispatchResult | StageError
 
 
+def dispatch_reply_size(reply: DispatchReply) -> int:
+    """About how many bytes a remembered reply holds (capability dedupe's memory bound)."""
+    if isinstance(reply, DispatchResult):
+        return len(reply.result)
+    return len(reply.message) + len(reply.detail)
+
+
 # One encoder and one decoder per message family, reused.
 ENCODER = msgspec.json.Encoder()
 

@@ -43,6 +43,10 @@ RUNNING = b""
 _UNREACHABLE = (nats.errors.Error, OSError, TimeoutError)
 
 
+BUCKET_MAX_BYTES = 256 * 2**20
+BUCKET_MAX_VALUE_BYTES = 2**20
+
+
 class DedupeUnavailable(Exception):
     """The call was not run and nothing is remembered: the store is down, or another
     dispatcher still runs it. The caller answers `internal error`; a later retry may succeed."""
@@ -60,7 +64,7 @@ class SharedDeduplicator:
     ) -> None:
         self._kv = kv
         self._prefix = subjects.encode_token(node)
-        self._local = local or Deduplicator()
+        self._local = local or Deduplicator(size_of=bus.dispatch_reply_size)
         self._poll_s = poll_s
         self._wait_s = wait_s
         self.executions = 0
@@ -76,6 +80,11 @@ class SharedDeduplicator:
                 bucket=BUCKET,
                 history=1,
                 ttl=ttl_s,
+                # Bounded: clients drive its writes. When full, a new claim fails and the call
+                # fails closed (not executed) until entries expire; one outcome fits NATS's
+                # default max_payload.
+                max_bytes=BUCKET_MAX_BYTES,
+                max_value_size=BUCKET_MAX_VALUE_BYTES,
                 description="relay: one execution per logical capability call (PROTOCOL 7.9)",
             )
         return cls(kv, node)

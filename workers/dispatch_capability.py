@@ -166,7 +166,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
     dedupe: Dedupe = (
         await SharedDeduplicator.open(nc, settings.node)
         if settings.dedupe == "shared"
-        else Deduplicator()
+        else Deduplicator(size_of=bus.dispatch_reply_size)
     )
     dispatcher = CapabilityDispatcher(registry, NatsCapabilities(nc), dedupe)
 

@@ -26,7 +26,13 @@ from tests.integration.node_errors_support import (
     node_settings,
 )
 from workers.attestation.testchain import TestChain
-from workers.dedupe_shared import DedupeUnavailable, SharedDeduplicator
+from workers.dedupe_shared import (
+    BUCKET,
+    BUCKET_MAX_BYTES,
+    BUCKET_MAX_VALUE_BYTES,
+    DedupeUnavailable,
+    SharedDeduplicator,
+)
 from workers.devseed import seed_entries_for
 from workers.node import NodeProcess
 from workers.registry_store import load_entries
@@ -168,4 +174,16 @@ async def test_a_retried_request_reaching_another_dispatcher_is_not_executed_aga
         for proc in reversed(started):
             await proc.stop()
         await cap.stop()
+        await nc.close()
+
+
+async def test_the_bucket_is_bounded_in_bytes_and_per_value(nats_server: NatsServer) -> None:
+    """Clients drive its writes: the bucket is created with a total and a per-value bound."""
+    nc = await connect(nats_server.url, actor="dispatch-bounds")
+    try:
+        await SharedDeduplicator.open(nc, "node-0")
+        info = await nc.jetstream().stream_info(f"KV_{BUCKET}")
+        assert info.config.max_bytes == BUCKET_MAX_BYTES
+        assert info.config.max_msg_size == BUCKET_MAX_VALUE_BYTES
+    finally:
         await nc.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -211,6 +212,42 @@ async def test_a_deduplicated_outcome_expires_after_its_ttl() -> None:
     assert await dedupe.run("k", work) == 0
     now[0] = 20
     assert await dedupe.run("k", work) == 1
+
+
+async def test_remembered_outcomes_stay_under_the_byte_bound_oldest_forgotten_first() -> None:
+    """Four 40-byte outcomes under a 100-byte bound: only the newest stays, older ones run again."""
+    dedupe: Deduplicator[bytes] = Deduplicator(ttl_s=60, max_bytes=100, size_of=len)
+    runs: list[str] = []
+
+    def work(key: str) -> Callable[[], Awaitable[bytes]]:
+        async def run() -> bytes:
+            runs.append(key)
+            return key.encode() * 40
+
+        return run
+
+    for key in "abcd":
+        await dedupe.run(key, work(key))
+    # Each entry counts its 40 bytes plus the 32-byte key hash: one fits in 100.
+    assert dedupe.remembered_bytes <= 100
+    await dedupe.run("d", work("d"))
+    await dedupe.run("a", work("a"))
+    assert runs == ["a", "b", "c", "d", "a"]
+
+
+async def test_a_key_of_a_megabyte_is_remembered_by_its_hash() -> None:
+    """Client-sized key parts cost 32 bytes each in memory, and still deduplicate."""
+    dedupe: Deduplicator[int] = Deduplicator(ttl_s=60, max_bytes=1000, size_of=lambda _: 0)
+    runs = 0
+
+    async def work() -> int:
+        nonlocal runs
+        runs += 1
+        return runs
+
+    key = logical_key("wf", "x" * 2**20, "ref", "cap@1")
+    assert await dedupe.run(key, work) == await dedupe.run(key, work) == 1
+    assert dedupe.remembered_bytes == 32
 
 
 def test_keys_with_slashes_cannot_collide() -> None:
