@@ -27,6 +27,10 @@ from workers.runtime.settings import NodeSettings
 log = logging.getLogger("relay.verifier")
 
 INTERNAL = -32603
+DEBUG_ENCLAVE_REFUSED = (
+    "debug-mode enclave refused: PCR0-2 are all zero, which any code reports in debug mode"
+    " (RELAY_ALLOW_DEBUG_ENCLAVES=true allows it, for development only)"
+)
 
 
 @dataclass
@@ -46,10 +50,12 @@ class VerifierActor:
         verifier: Verifier,
         *,
         max_age_s: float | None,
+        allow_debug: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._verifier = verifier
         self._max_age_s = max_age_s
+        self._allow_debug = allow_debug
         self._clock = clock
         self._cache = _IndexCache()
 
@@ -91,6 +97,13 @@ class VerifierActor:
                 message="internal error",
                 detail=f"no trusted measurement set matched: {exc}",
             )
+        if doc.is_debug and not self._allow_debug:
+            # Stricter than upstream, on purpose: a debug-mode enclave reports PCR0-2 as zeros
+            # whatever code it runs, and its memory is open to the host, so trusting zeros would
+            # hand secrets to any code at all.
+            return bus.StageError(
+                code=INTERNAL, message="internal error", detail=DEBUG_ENCLAVE_REFUSED
+            )
         return bus.Verified(
             module_id=doc.module_id, timestamp_ms=doc.timestamp_ms, is_debug=doc.is_debug
         )
@@ -119,7 +132,13 @@ def build_verifier(settings: NodeSettings) -> Verifier:
 
 async def run(nc: Client, settings: NodeSettings) -> Service:
     """Serve verify requests for this node until the returned service is stopped."""
-    actor = VerifierActor(build_verifier(settings), max_age_s=settings.max_attestation_age_s)
+    actor = VerifierActor(
+        build_verifier(settings),
+        max_age_s=settings.max_attestation_age_s,
+        allow_debug=settings.allow_debug_enclaves,
+    )
+    if settings.allow_debug_enclaves:
+        log.warning("debug-mode enclaves (PCR0-2 all zero) are ALLOWED: development only")
     svc = Service(
         nc,
         failure_reply=bus.STAGE_FAILED,

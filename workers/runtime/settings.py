@@ -111,6 +111,8 @@ class NodeSettings:
     max_attestation_age_s: float | None = DEFAULT_MAX_ATTESTATION_AGE_S
     # A non-AWS root for development and demos only; loudly logged.
     dev_root_pem: Path | None = None
+    # Debug-mode enclaves (PCR0-2 all zero, whatever they run) are refused unless this is set.
+    allow_debug_enclaves: bool = False
     # Registry lookups in-process from the KV bucket ("local") or via the registry actor ("actor").
     registry_lookups: str = "local"
     # Capability calls deduplicated in this process ("local") or across the node's dispatchers
@@ -156,6 +158,7 @@ class NodeSettings:
             "node": os.environ.get("RELAY_NODE", DEFAULT_NODE),
             "nats_url": os.environ.get("RELAY_NATS_URL", "nats://127.0.0.1:4222"),
             "enabled": _env_bool("RELAY_ENABLED", True),
+            "allow_debug_enclaves": _env_bool("RELAY_ALLOW_DEBUG_ENCLAVES", False),
             "request_timeout_s": _env_float("RELAY_REQUEST_TIMEOUT_S", 10.0),
             "stage_attempt_timeout_s": _env_float("RELAY_STAGE_ATTEMPT_TIMEOUT_S", 1.0),
             "max_attestation_age_s": _env_max_age(
