@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -38,7 +37,7 @@ from workers.dispatch_common import (
     invalid_params,
 )
 from workers.registry_client import open_registry
-from workers.runtime.bus import Headers, Service
+from workers.runtime.bus import Headers, Service, accepted_at
 from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.dispatch.capability")
@@ -171,7 +170,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
     dispatcher = CapabilityDispatcher(registry, NatsCapabilities(nc), dedupe)
 
     async def serve(data: bytes, headers: Headers) -> bytes:
-        received_at = time.monotonic()
+        received_at = accepted_at()  # the budget includes any wait for a slot
         try:
             req = bus.DISPATCH_REQUEST_DECODER.decode(data)
             deadline = deadline_for(req, settings, received_at)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 
 import msgspec
 from google.protobuf import any_pb2
@@ -31,7 +30,7 @@ from workers.dispatch_common import (
     invalid_params,
 )
 from workers.registry_client import open_registry
-from workers.runtime.bus import Headers, Service
+from workers.runtime.bus import Headers, Service, accepted_at
 from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.dispatch.secrets")
@@ -162,7 +161,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
     registry, caps = await open_registry(nc, settings), NatsCapabilities(nc)
 
     async def serve(data: bytes, headers: Headers) -> bytes:
-        received_at = time.monotonic()
+        received_at = accepted_at()  # the budget includes any wait for a slot
         try:
             req = bus.DISPATCH_REQUEST_DECODER.decode(data)
             deadline = deadline_for(req, settings, received_at)

@@ -31,6 +31,7 @@ from workers.runtime.bus import (
     Service,
     StageTimeout,
     StageUnavailable,
+    accepted_at,
     request,
     request_pure,
 )
@@ -96,9 +97,10 @@ class Ingress:
         self._metrics = metrics
         self._clock = clock
 
-    async def handle(self, raw: bytes) -> bytes:
-        """Answer one request; never raises, whatever the bytes."""
-        started = self._clock()
+    async def handle(self, raw: bytes, *, received_at: float | None = None) -> bytes:
+        """Answer one request; never raises, whatever the bytes. The budget runs from
+        `received_at` (on this clock), when given: time spent queued counts against it."""
+        started = self._clock() if received_at is None else received_at
         request_id, method = "", ""
         outcome_code: int | None = None
         try:
@@ -156,6 +158,7 @@ class Ingress:
         if not bound.attestation:
             raise _internal("missing attestation")
         document = decode_attestation(bound.attestation)
+        self._within_budget("registry", deadline)
         measurements = await self._stage("registry", self._stages.measurements(deadline))
         if isinstance(measurements, bus.StageError):
             # The registry reports an empty set as an error; upstream checks it after the config
@@ -165,6 +168,7 @@ class Ingress:
             raise _internal(f"failed to get enclave attestation config: {measurements.detail}")
         if not measurements.trusted_values:
             raise _internal(NO_MEASUREMENTS)
+        self._within_budget("verify", deadline)
         verdict = await self._stage(
             "verify",
             self._stages.verify(
@@ -181,6 +185,7 @@ class Ingress:
         if isinstance(verdict, bus.StageError):
             raise _internal(verdict.detail)
 
+        self._within_budget("dispatch", deadline)
         dispatched = await self._stage(
             "dispatch",
             self._stages.dispatch(
@@ -195,6 +200,12 @@ class Ingress:
         if isinstance(dispatched, bus.StageError):
             raise _Failure(dispatched.code, dispatched.message, dispatched.detail)
         return bytes(dispatched.result)
+
+    def _within_budget(self, name: str, deadline: float) -> None:
+        """Start no stage past the deadline (a request may have waited in the queue): in
+        particular no dispatch, whose capability call cannot be taken back."""
+        if self._clock() >= deadline:
+            raise _internal(f"{name} stage not started: the request's budget ran out")
 
     async def _stage(self, name: str, call: Awaitable[_T]) -> _T:
         started = self._clock()
@@ -284,7 +295,7 @@ async def run(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None =
     node_headers = {NODE_HEADER: settings.node}
 
     async def on_request(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
-        return await ingress.handle(data), node_headers
+        return await ingress.handle(data, received_at=accepted_at()), node_headers
 
     if settings.enabled:
         await svc.add_endpoint_with_headers(

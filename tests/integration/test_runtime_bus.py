@@ -17,6 +17,7 @@ from workers.runtime.bus import (
     Service,
     StageTimeout,
     StageUnavailable,
+    accepted_at,
     connect,
     request,
     request_pure,
@@ -260,3 +261,30 @@ async def test_actor_registry_lookups_back_off_while_no_registry_actor_answers(
     assert isinstance(reply, bus.StageError)
     assert reply.code == -32603
     assert nc.stats["out_msgs"] - sent_before <= 12
+
+
+async def test_a_handler_sees_when_its_request_was_accepted_before_waiting_for_a_slot(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """With one slot, the second request waits; accepted_at() is from before that wait."""
+    server_nc = await connect(nats_server.url, actor="svc")
+    seen: list[tuple[float, float]] = []
+
+    async def slow(data: bytes, headers: Headers) -> bytes:
+        seen.append((accepted_at(), time.monotonic()))
+        await asyncio.sleep(0.3)
+        return data
+
+    svc = Service(server_nc, name="relay-test-accepted", description="test", concurrency=1)
+    await svc.add_endpoint(name="slow", subject="t.accepted", queue="q", handler=slow)
+    await svc.start()
+    try:
+        await asyncio.gather(
+            request(nc, "t.accepted", b"1", timeout_s=5),
+            request(nc, "t.accepted", b"2", timeout_s=5),
+        )
+        (first_accepted, first_started), (second_accepted, second_started) = seen
+        assert first_started - first_accepted < 0.1
+        assert second_started - second_accepted > 0.25  # it waited for the first one's slot
+    finally:
+        await svc.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,3 +247,13 @@ async def test_metrics_label_a_made_up_method_as_unsupported_and_real_ones_by_na
     await node.handle(envelope(params=secrets_params()))
     assert [r["method"] for r in metrics.requests] == ["unsupported", rpc.MethodSecretsGet]
     assert metrics.requests[0]["error_code"] == rpc.ErrMethodNotFound
+
+
+async def test_a_request_that_waited_out_its_budget_in_the_queue_is_not_served() -> None:
+    """Received longer ago than the budget: a prompt internal error, no stage is asked."""
+    stages = FakeStages()
+    node = Ingress(stages, settings=NodeSettings(request_timeout_s=2.0))
+    raw = await node.handle(envelope(params=secrets_params()), received_at=time.monotonic() - 3.0)
+    assert json.loads(raw)["error"] == {"code": -32603, "message": "internal error"}
+    assert stages.verified == []
+    assert stages.dispatched == []

@@ -9,6 +9,7 @@ intake first, finishes what is in flight, then drains the connection: nothing ac
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -165,6 +166,15 @@ async def request_msg(
         raise StageTimeout(subject, timeout_s) from exc
 
 
+_ACCEPTED_AT: contextvars.ContextVar[float] = contextvars.ContextVar("relay_accepted_at")
+
+
+def accepted_at() -> float:
+    """When the endpoint took the request being handled (time.monotonic), before it waited for
+    a concurrency slot: a budget counted from here includes that wait. Outside a handler, now."""
+    return _ACCEPTED_AT.get(time.monotonic())
+
+
 NO_RESPONDERS_BACKOFF_S = 0.05
 """The pause after a no-responders answer: nobody listens right now (a restart?)."""
 
@@ -291,6 +301,8 @@ class Service:
         async def on_request(req: MicroRequest) -> None:
             # Runs serially per endpoint: only wait for a slot, then let a task do the work.
             accepted_ns = time.perf_counter_ns()
+            # The handler's task copies this context: it reads the accept time via accepted_at().
+            _ACCEPTED_AT.set(time.monotonic())
             await self._slots.acquire()
             msg: Msg = req._msg  # the reply subject is needed; micro keeps the Msg private
             self._in_flight_by_endpoint[name] += 1
