@@ -504,3 +504,12 @@ def test_a_don_the_gateway_cannot_count_on_is_rejected(f: int, members: tuple[st
     """Negative F, too few members, duplicate or empty addresses raise DonConfigError."""
     with pytest.raises(DonConfigError, match=r"DON 'd'"):
         DonConfig(name="d", f=f, members=members)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_gateway_timeout_that_is_not_a_finite_positive_number_is_refused(value: float) -> None:
+    """nan slipped past `<= 0`, inf is no timeout at all: both are refused like 0."""
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        HandlerConfig(request_timeout_s=value)
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        HandlerConfig(node_send_timeout_s=value)

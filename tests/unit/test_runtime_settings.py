@@ -137,3 +137,19 @@ def test_relay_up_refuses_a_bad_flag_before_starting_anything(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("relay up: RELAY_METRICS_PORT (--metrics-port)")
+
+
+@pytest.mark.parametrize(
+    ("variable", "field", "default"),
+    [
+        ("RELAY_DON", "don", "relay-don"),
+        ("RELAY_NODE", "node", "node-0"),
+        ("RELAY_NATS_URL", "nats_url", "nats://127.0.0.1:4222"),
+    ],
+)
+def test_an_empty_name_or_url_means_the_default(
+    monkeypatch: pytest.MonkeyPatch, variable: str, field: str, default: str
+) -> None:
+    """`RELAY_DON=` serves the default DON's subjects, not an empty subject token."""
+    monkeypatch.setenv(variable, "")
+    assert getattr(NodeSettings.from_env(), field) == default

@@ -21,6 +21,7 @@ import asyncio
 import enum
 import itertools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,10 +108,11 @@ class HandlerConfig:
     max_active_requests: int = 10_000
 
     def __post_init__(self) -> None:
-        if self.request_timeout_s <= 0:
-            raise ValueError("request_timeout_s must be positive")
-        if self.node_send_timeout_s <= 0:
-            raise ValueError("node_send_timeout_s must be positive")
+        # `not x > 0` also refuses nan; inf would be no timeout at all.
+        for name in ("request_timeout_s", "node_send_timeout_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
         if self.max_active_requests < 1:
             raise ValueError("max_active_requests must be at least 1")
 

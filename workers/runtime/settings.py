@@ -154,9 +154,10 @@ class NodeSettings:
     @classmethod
     def from_env(cls, **overrides: object) -> NodeSettings:
         values: dict[str, object] = {
-            "don": os.environ.get("RELAY_DON", DEFAULT_DON),
-            "node": os.environ.get("RELAY_NODE", DEFAULT_NODE),
-            "nats_url": os.environ.get("RELAY_NATS_URL", "nats://127.0.0.1:4222"),
+            # An empty value means the default, as for the numbers (never an empty token).
+            "don": os.environ.get("RELAY_DON") or DEFAULT_DON,
+            "node": os.environ.get("RELAY_NODE") or DEFAULT_NODE,
+            "nats_url": os.environ.get("RELAY_NATS_URL") or "nats://127.0.0.1:4222",
             "enabled": _env_bool("RELAY_ENABLED", True),
             "allow_debug_enclaves": _env_bool("RELAY_ALLOW_DEBUG_ENCLAVES", False),
             "request_timeout_s": _env_float("RELAY_REQUEST_TIMEOUT_S", 10.0),
