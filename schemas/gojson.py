@@ -78,6 +78,7 @@ __all__ = [
     "go_raw",
     "go_string",
     "grow_capacity",
+    "json_kind",
     "marshal",
     "unmarshal",
 ]
@@ -85,7 +86,7 @@ __all__ = [
 # --------------------------------------------------------------------------- decoding
 
 
-def _describe(value: JSONValue) -> str:
+def json_kind(value: JSONValue) -> str:
     """How Go names a JSON value in a type error (the relay has no numeric fields)."""
     if isinstance(value, str):
         return "string"
@@ -112,7 +113,7 @@ class _Decoder:
     def mismatch(self, value: JSONValue, go_type: str) -> None:
         if self.error is None:
             self.error = GoUnmarshalTypeError(
-                _describe(value),
+                json_kind(value),
                 go_type,
                 struct=self.struct.name if self.struct is not None else "",
                 field=".".join(self.path),

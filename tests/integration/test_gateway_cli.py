@@ -37,6 +37,29 @@ async def wait_healthy(
     raise AssertionError("relay gateway did not become healthy")
 
 
+async def answer_then_sigterm(cmd: list[str], port: int, request_id: str) -> bytes:
+    """Run `relay gateway`, POST one request (quorum answer expected), SIGTERM it by PID; its
+    stderr. The process is killed if anything fails on the way."""
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            await wait_healthy(session, url, proc)
+            async with session.post(url + "/", data=rpc_body(request_id)) as resp:
+                assert resp.status == 200
+                assert json.loads(await resp.text())["result"] == {"payload": "result"}
+        os.kill(proc.pid, signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+        assert proc.returncode == 0, stderr
+        return stderr
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), timeout=5)
+
+
 async def test_the_gateway_command_answers_over_http_and_exits_cleanly_on_sigterm(
     nats_server: NatsServer,
 ) -> None:
@@ -58,24 +81,7 @@ async def test_the_gateway_command_answers_over_http_and_exits_cleanly_on_sigter
         "WARNING",
     ]
     async with fake_don(nats_server.url, don, dict.fromkeys(MEMBERS, honest())):
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            async with aiohttp.ClientSession() as session:
-                await wait_healthy(session, url, proc)
-                async with session.post(url + "/", data=rpc_body("cli-1")) as resp:
-                    assert resp.status == 200
-                    body = json.loads(await resp.text())
-                    assert body["result"] == {"payload": "result"}
-            os.kill(proc.pid, signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
-            assert proc.returncode == 0, stderr
-        finally:
-            if proc.returncode is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                await asyncio.wait_for(proc.wait(), timeout=5)
+        await answer_then_sigterm(cmd, port, "cli-1")
 
 
 def test_a_bad_don_configuration_exits_with_code_2() -> None:
@@ -106,24 +112,8 @@ async def test_the_gateway_can_follow_the_dons_members_in_the_registry(
     cmd = [str(RELAY), "gateway", "--nats", nats_server.url, "--don", "relay-don"]
     cmd += ["--members-from-registry", "--http", f"127.0.0.1:{port}", "--log-level", "INFO"]
     async with fake_don(nats_server.url, "relay-don", dict.fromkeys(MEMBERS, honest())):
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            async with aiohttp.ClientSession() as session:
-                await wait_healthy(session, url, proc)
-                async with session.post(url + "/", data=rpc_body("cli-registry")) as resp:
-                    assert resp.status == 200
-                    assert json.loads(await resp.text())["result"] == {"payload": "result"}
-            os.kill(proc.pid, signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
-            assert proc.returncode == 0, stderr
-            assert b"F=1, 4 members (from the registry)" in stderr
-        finally:
-            if proc.returncode is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                await asyncio.wait_for(proc.wait(), timeout=5)
+        stderr = await answer_then_sigterm(cmd, port, "cli-registry")
+    assert b"F=1, 4 members (from the registry)" in stderr
 
 
 def test_f_with_members_from_the_registry_is_refused() -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from schemas.gohex import go_hex_decode
-from schemas.gojson import GoStruct, GoUnmarshalTypeError, StringField
-from schemas.gojson_scan import JSONNumber, JSONObject, JSONValue, parse
+from schemas.gojson import GoStruct, GoUnmarshalTypeError, StringField, json_kind
+from schemas.gojson_scan import JSONObject, JSONValue, parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,19 +38,6 @@ _PCRS = GoStruct(
 )
 
 
-def _json_kind(value: JSONValue) -> str:
-    """How Go's UnmarshalTypeError names a JSON value (never called for null)."""
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, JSONNumber):
-        return "number"
-    if isinstance(value, JSONObject):
-        return "object"
-    return "array"
-
-
 def _hex_bytes(value: JSONValue) -> bytes:
     """`HexBytes.UnmarshalJSON`: a JSON string of Go hex, with upstream's error texts.
 
@@ -60,7 +47,7 @@ def _hex_bytes(value: JSONValue) -> bytes:
     if value is None:
         return b""
     if not isinstance(value, str):
-        inner = GoUnmarshalTypeError(_json_kind(value), "string").message
+        inner = GoUnmarshalTypeError(json_kind(value), "string").message
         raise ValueError(f"HexBytes: cannot unmarshal JSON into string: {inner}")
     try:
         return go_hex_decode(value)
@@ -75,7 +62,7 @@ def _unmarshal_pcrs(raw: bytes) -> dict[str, bytes]:
     if tree is None:
         return fields  # a top-level null is a zero PCRs, not an error
     if not isinstance(tree, JSONObject):
-        raise GoUnmarshalTypeError(_json_kind(tree), _PCRS.type_name)
+        raise GoUnmarshalTypeError(json_kind(tree), _PCRS.type_name)
     # Every occurrence of a matching key is decoded again, in order, so the last one wins; an
     # Unmarshaler's error ends decoding at once. Unknown keys are skipped whatever they hold.
     for key, value, _, _ in tree.members:
