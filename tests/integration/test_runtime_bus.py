@@ -246,7 +246,7 @@ async def test_a_pure_stage_nobody_serves_is_asked_again_after_a_pause_not_in_a_
         await request_pure(nc, "t.nobody-pure", b"x", deadline=started + 0.5, attempt_timeout_s=0.2)
     elapsed = time.monotonic() - started
     attempts = nc.stats["out_msgs"] - sent_before
-    assert 0.45 < elapsed < 0.8
+    assert 0.45 < elapsed < 1.5
     assert 2 <= attempts <= 12, attempts
 
 
@@ -272,7 +272,7 @@ async def test_a_handler_sees_when_its_request_was_accepted_before_waiting_for_a
 
     async def slow(data: bytes, headers: Headers) -> bytes:
         seen.append((accepted_at(), time.monotonic()))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.5)
         return data
 
     svc = Service(server_nc, name="relay-test-accepted", description="test", concurrency=1)
@@ -284,7 +284,7 @@ async def test_a_handler_sees_when_its_request_was_accepted_before_waiting_for_a
             request(nc, "t.accepted", b"2", timeout_s=5),
         )
         (first_accepted, first_started), (second_accepted, second_started) = seen
-        assert first_started - first_accepted < 0.1
-        assert second_started - second_accepted > 0.25  # it waited for the first one's slot
+        assert first_started - first_accepted < 0.2
+        assert second_started - second_accepted > 0.3  # it waited for the first one's slot
     finally:
         await svc.stop()
