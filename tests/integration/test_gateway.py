@@ -316,6 +316,44 @@ async def test_stopping_lets_an_in_flight_request_finish(nats_server: NatsServer
         assert decoded(refused.body)["error"]["message"] == "gateway is shutting down"
 
 
+async def test_a_draining_replica_hands_new_nats_requests_to_the_others_and_serves_its_own(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """Stopping replica A leaves the queue group first: its accepted request still gets the
+    nodes' answer, and a request sent during the drain is served by replica B, not refused."""
+    don = unique_don()
+    slow = dict.fromkeys(MEMBERS, delayed(0.4, honest()))
+    async with (
+        fake_don(nats_server.url, don, slow),
+        running_gateway(nats_server.url, don, MEMBERS) as replica_a,
+        running_gateway(nats_server.url, don, MEMBERS) as replica_b,
+    ):
+        gateway_subject = subjects.gateway(don)
+        # Queue groups pick at random: send until one request sits on each replica.
+        in_flight = [
+            asyncio.create_task(request_msg(nc, gateway_subject, rpc_body(f"r-{i}"), timeout_s=5))
+            for i in range(8)
+        ]
+        await asyncio.sleep(0.1)
+        assert replica_a.handler.active_count > 0
+        assert replica_b.handler.active_count > 0
+        stopping = asyncio.create_task(replica_a.stop())
+        await asyncio.sleep(0.05)
+        # Six of them: with A still in the queue group, one would reach A (63 times in 64).
+        during = await asyncio.gather(
+            *(
+                request_msg(nc, gateway_subject, rpc_body(f"during-{i}"), timeout_s=5)
+                for i in range(6)
+            )
+        )
+        for msg in during:
+            assert decoded(msg.data).get("result") == {"payload": "result"}, msg.data
+        await stopping
+        for i, task in enumerate(in_flight):
+            answer = decoded((await task).data)
+            assert (answer["id"], answer.get("result")) == (f"r-{i}", {"payload": "result"})
+
+
 async def test_the_per_node_limit_applies_over_nats(nats_server: NatsServer) -> None:
     """Per-node burst 1 and F=3: after the first request each node's next answer is dropped."""
     don = unique_don()

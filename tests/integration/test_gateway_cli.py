@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.integration.gateway_fakes import fake_don, honest, rpc_body, unique_don
 from workers.devseed import seed_entries_for, seed_with_measurements
@@ -126,3 +127,19 @@ def test_f_with_members_from_the_registry_is_refused() -> None:
     )
     assert result.returncode == 2
     assert b"--f goes with --members" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--sweep-interval", "--drain-timeout"])
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "inf"])
+def test_a_sweep_or_drain_time_that_is_not_finite_and_positive_exits_with_code_2(
+    option: str, value: str
+) -> None:
+    """nan would never expire a request (or never finish a drain), 0 would spin: refused."""
+    result = subprocess.run(
+        [str(RELAY), "gateway", "--members", "a,b,c,d", option, value],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert b"must be a finite number of seconds > 0" in result.stderr

@@ -128,12 +128,16 @@ def run(args: argparse.Namespace) -> int:
     except (DonConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    settings = GatewaySettings(
-        don=args.don,
-        handler=config,
-        sweep_interval_s=args.sweep_interval,
-        drain_timeout_s=args.drain_timeout,
-    )
+    try:
+        settings = GatewaySettings(
+            don=args.don,
+            handler=config,
+            sweep_interval_s=args.sweep_interval,
+            drain_timeout_s=args.drain_timeout,
+        )
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     if args.instance:
         settings = dataclasses.replace(settings, instance=args.instance)
     try:

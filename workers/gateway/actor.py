@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import secrets
 import time
@@ -68,6 +69,16 @@ class GatewaySettings:
     nats_concurrency: int = 1024
     # SIGTERM: how long in-flight requests may take to finish before they are failed.
     drain_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        # asyncio.sleep(nan) never wakes (no request would ever expire) and 0 spins; a nan drain
+        # would never let SIGTERM finish.
+        for name in ("sweep_interval_s", "drain_timeout_s"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+        if self.nats_concurrency < 1:
+            raise ValueError(f"nats_concurrency must be at least 1, got {self.nats_concurrency}")
 
 
 class NatsSender:
@@ -136,22 +147,36 @@ class GatewayActor:
         )
 
     async def serve(self, body: bytes) -> GatewayReply:
-        """One user request body in, the one answer out (shared by the HTTP and NATS fronts)."""
-        if self._closing:
-            return rejection("", ErrorCode.FatalError, "gateway is shutting down")
+        """One user request body in, the one answer out (the HTTP front's entry)."""
+        return await self._serve(body, refuse_when_closing=True)
+
+    async def _serve(self, body: bytes, *, refuse_when_closing: bool) -> GatewayReply:
         parsed = parse_user_request(body)
         if isinstance(parsed, GatewayReply):
             return parsed
         if isinstance(parsed, Legacy):
             return self.handler.legacy_message()
+        if self._closing and refuse_when_closing:
+            return rejection(parsed.id, ErrorCode.FatalError, "gateway is shutting down")
         return await self.handler.handle(parsed)
 
     async def stop(self) -> None:
-        """Refuse new work, let in-flight requests finish (bounded), then release NATS."""
+        """Refuse new work, let in-flight requests finish (bounded), then release NATS.
+
+        The NATS front leaves its queue group first, so new requests go to the other replicas
+        while this one finishes: the requests NATS had already delivered here are served, not
+        refused. Node responses keep arriving until every accepted request is answered.
+        """
         if self._closing:
             return
         self._closing = True
-        if not await self.handler.wait_idle(self._settings.drain_timeout_s):
+        started = asyncio.get_running_loop().time()
+        await self._service.stop_intake()
+        await self._service.wait_in_flight(self._settings.drain_timeout_s)
+        remaining = max(
+            0.0, self._settings.drain_timeout_s - (asyncio.get_running_loop().time() - started)
+        )
+        if not await self.handler.wait_idle(remaining):
             failed = self.handler.fail_all("gateway is shutting down")
             log.error("gateway stopped with %d requests unanswered by the relay DON", failed)
         if self._sweeper is not None:
@@ -164,7 +189,8 @@ class GatewayActor:
         await self._service.stop(drain_timeout_s=self._settings.drain_timeout_s)
 
     async def _on_user_request(self, data: bytes, headers: Headers) -> tuple[bytes, Headers]:
-        reply = await self.serve(data)
+        # Intake stops before closing, so whatever reaches here was accepted: serve it.
+        reply = await self._serve(data, refuse_when_closing=False)
         return reply.body, {HTTP_STATUS_HEADER: str(reply.status)}
 
     async def _on_reply(self, msg: Msg) -> None:

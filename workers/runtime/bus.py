@@ -246,6 +246,7 @@ class Service:
         self._pending: list[tuple[str, str, str, HeaderHandler]] = []
         self._micro: MicroService | None = None
         self._stopping = False
+        self._intake_stopped = False
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._counts: dict[str, _ServedCounts] = {}
         self._in_flight_by_endpoint: dict[str, int] = {}
@@ -363,11 +364,12 @@ class Service:
         stats.last_error = counts.last_error
         return {"in_flight": self._in_flight_by_endpoint.get(stats.name, 0)}
 
-    async def stop(self, drain_timeout_s: float = 10.0) -> None:
-        """Stop intake, finish the requests in flight (bounded), then drain the connection."""
-        if self._stopping:
+    async def stop_intake(self) -> None:
+        """Leave the queue groups: new requests go to other replicas; the ones already delivered
+        to us are still accepted and served. Idempotent; `stop` does it first anyway."""
+        if self._intake_stopped:
             return
-        self._stopping = True
+        self._intake_stopped = True
         if self._micro is not None:
             for endpoint in list(getattr(self._micro, "_endpoints", [])):
                 sub: Subscription | None = getattr(endpoint, "_subscription", None)
@@ -377,6 +379,21 @@ class Service:
                         await sub.drain()  # type: ignore[no-untyped-call]
                     except Exception:
                         log.exception("could not drain an endpoint of %s", self._name)
+
+    async def wait_in_flight(self, timeout_s: float) -> bool:
+        """Wait (bounded) until every accepted request is answered; False if some are not."""
+        await asyncio.sleep(0)  # requests just accepted get their tasks going
+        if not self._tasks:
+            return True
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        return not pending
+
+    async def stop(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop intake, finish the requests in flight (bounded), then drain the connection."""
+        if self._stopping:
+            return
+        self._stopping = True
+        await self.stop_intake()
         if self._tasks:
             _, still_running = await asyncio.wait(set(self._tasks), timeout=drain_timeout_s)
             for task in still_running:
