@@ -76,6 +76,28 @@ def test_numbers_are_canonicalised_as_float64_like_go() -> None:
     assert envelope_digest(big) == envelope_digest(b'{"id":"i","result":12345678901234567000}')
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"i","result":{"payload":"forged","payload":"result"}}',
+        b'{"id":"i","result":{"a":{"b":1,"b":1}}}',
+        b'{"id":"i","error":{"code":-32603,"message":"m","data":{"x":1,"x":2}}}',
+    ],
+)
+def test_a_repeated_member_name_has_no_digest(raw: bytes) -> None:
+    """RFC 8785 needs I-JSON: duplicate names never vote (else a forged first one rides along)."""
+    with pytest.raises(DigestError, match="repeated"):
+        envelope_digest(raw)
+
+
+def test_an_error_code_past_2_to_the_53_canonicalises_as_a_float64() -> None:
+    """Go's JCS reads the code as a float64 too, so a huge code still has a digest."""
+    small = envelope_digest(b'{"id":"i","error":{"code":-32603,"message":"m"}}')
+    huge = envelope_digest(b'{"id":"i","error":{"code":12345678901234567890,"message":"m"}}')
+    assert small != huge
+    assert small == envelope_digest(b'{"id":"i","error":{"code":-32603,"message":"m"}}')
+
+
 def test_a_number_beyond_float64_has_no_digest() -> None:
     """1e400 cannot be canonicalised: DigestError, which the aggregator skips."""
     with pytest.raises(DigestError, match="canonicalise"):

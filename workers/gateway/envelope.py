@@ -64,10 +64,22 @@ def _present(raw: msgspec.Raw) -> bool:
     return len(raw) > 0 and bytes(raw) != b"null"
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8785 takes I-JSON only: a repeated member name has no canonical form. Reading the last
+    # one instead would let `{"p":"forged","p":"ok"}` vote with the honest `{"p":"ok"}`, while a
+    # parser that keeps the first member reads "forged" from the very bytes forwarded.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"member {key[:64]!r} repeated")
+        out[key] = value
+    return out
+
+
 def _canonical_value(raw: msgspec.Raw) -> Any:
     # Every number is read as a float64, as Go's JCS implementations do, so a large integer
     # canonicalises the way Go would write it instead of failing the safe-integer check.
-    return json.loads(bytes(raw), parse_int=float)
+    return json.loads(bytes(raw), parse_int=float, object_pairs_hook=_unique_members)
 
 
 def digest(resp: NodeResponse) -> str:
@@ -77,7 +89,8 @@ def digest(resp: NodeResponse) -> str:
         if _present(resp.result):
             envelope["result"] = _canonical_value(resp.result)
         if resp.error is not None:
-            error: dict[str, Any] = {"code": resp.error.code, "message": resp.error.message}
+            # The code too is a float64 to JCS (an integer past 2**53 still canonicalises).
+            error: dict[str, Any] = {"code": float(resp.error.code), "message": resp.error.message}
             if _present(resp.error.data):
                 error["data"] = _canonical_value(resp.error.data)
             envelope["error"] = error
