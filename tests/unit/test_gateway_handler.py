@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -513,3 +514,23 @@ def test_a_gateway_timeout_that_is_not_a_finite_positive_number_is_refused(value
         HandlerConfig(request_timeout_s=value)
     with pytest.raises(ValueError, match="finite number of seconds"):
         HandlerConfig(node_send_timeout_s=value)
+
+
+class HangingSender:
+    """A send that never completes (a stuck node connection)."""
+
+    async def send(self, node: str, ticket: int, payload: bytes) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_caller_cancelled_during_fan_out_releases_its_request_id_at_once() -> None:
+    """The HTTP client leaves while sends hang: the id is free again without waiting a sweep."""
+    handler, _, _ = make(sender=HangingSender())
+    task = asyncio.create_task(handler.handle(request("req-cancel")))
+    await asyncio.sleep(0.01)
+    assert handler.active_count == 1
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)  # the future's done callback
+    assert handler.active_count == 0

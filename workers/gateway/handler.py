@@ -267,7 +267,12 @@ class GatewayHandler:
         self._by_ticket[active.ticket] = active
         # A caller that gives up (HTTP client gone) releases the request id at once.
         future.add_done_callback(lambda f: self._forget(active) if f.cancelled() else None)
-        await self._fan_out(active)
+        try:
+            await self._fan_out(active)
+        except asyncio.CancelledError:
+            # The caller went away mid fan-out: release the id now, not at the next sweep.
+            future.cancel()
+            raise
         return future
 
     def _check_id(self, request_id: str) -> GatewayReply | None:
