@@ -118,7 +118,11 @@ async def test_a_claim_still_running_past_the_deadline_fails_closed(
     """A duplicate that cannot get the outcome in time does not run the call a second time."""
     key, slow, other = unique("held"), Counting(delay_s=1.0), Counting()
     first = asyncio.create_task(two[0].run(key, slow))
-    await asyncio.sleep(0.1)
+    for _ in range(200):  # until the first one holds the claim and runs (bounded: 2 s)
+        if slow.calls:
+            break
+        await asyncio.sleep(0.01)
+    assert slow.calls == 1
     with pytest.raises(DedupeUnavailable, match="still running elsewhere"):
         await two[1].run(key, other, deadline=time.monotonic() + 0.3)
     assert await first == RESULT

@@ -199,21 +199,22 @@ async def test_garbage_wrong_ids_and_duplicates_do_not_disturb_the_quorum(
 
 
 async def test_a_node_cannot_answer_in_another_nodes_name(nats_server: NatsServer) -> None:
-    """A Relay-Node header naming another member is dropped: 0x0000 cannot vote as 0x0001 too."""
+    """A Relay-Node header naming another member is dropped. Here it would decide: 0x0000's
+    only answer claims to be 0x0001's, and with 0x0001's own "evil" it would make F+1 for
+    "evil" before the honest nodes answer; dropped, the honest pair wins."""
 
     async def impersonate(node: FakeNode, msg: Msg, request: dict[str, Any]) -> None:
         forged = json.dumps(
             {"jsonrpc": "2.0", "id": request["id"], "method": request["method"], "result": "evil"}
         ).encode()
-        await node.answer(msg, forged)
         await node.answer(msg, forged, header="0x0001")
 
     don = unique_don()
     behaviours = {
         "0x0000": impersonate,
-        "0x0001": delayed(0.05, honest()),
-        "0x0002": delayed(0.05, honest()),
-        "0x0003": None,
+        "0x0001": faulty("evil"),
+        "0x0002": delayed(0.3, honest()),
+        "0x0003": delayed(0.3, honest()),
     }
     async with (
         fake_don(nats_server.url, don, behaviours),

@@ -53,11 +53,11 @@ async def test_a_vault_slower_than_the_budget_is_a_timely_internal_error(
     relay: Relay, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Past the budget: `internal error` by the deadline, the vault asked once, detail logged."""
-    relay.vault.delay_s = BUDGET_S + 0.5
+    relay.vault.delay_s = BUDGET_S + 2.0  # far past the budget: an answer would come too late
     started = time.monotonic()
     raw = await ask(relay.nc, attested(relay.chain, rpc.MethodSecretsGet, secrets_params()))
     elapsed = time.monotonic() - started
-    assert BUDGET_S - 0.5 < elapsed < BUDGET_S + 0.5
+    assert BUDGET_S - 0.5 < elapsed < BUDGET_S + 1.0
     detail = assert_internal(
         raw,
         caplog,

@@ -217,10 +217,15 @@ async def test_the_full_error_is_logged_as_json_and_no_secret_is(
     answer = await ask_as_gateway(up.nats_url, json.dumps(body).encode())
     assert answer["result"]["secrets"][0]["id"]["key"] == "API_KEY", answer
     await ask_as_gateway(up.nats_url, echo_request(chain, "up-5", method="nope"))
-    await asyncio.sleep(0.2)  # let the workers' stderr reach the file
-    entries = up.log_entries()
-    errors = [e for e in entries if e["msg"] == "request error" and e.get("request_id") == "up-5"]
-    assert errors, entries[-5:]
+    errors: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:  # the workers' stderr reaches the file
+        await asyncio.sleep(0.05)
+        entries = up.log_entries()
+        errors = [
+            e for e in entries if e["msg"] == "request error" and e.get("request_id") == "up-5"
+        ]
+    assert errors, up.log_entries()[-5:]
     assert errors[0]["actor"] == "ingress"
     assert (errors[0]["errorCode"], errors[0]["err"]) == (-32601, "unsupported method: nope")
     text = up.log.read_text()

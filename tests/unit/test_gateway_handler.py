@@ -440,14 +440,16 @@ async def test_capability_execute_takes_the_same_path() -> None:
 
 
 async def test_the_answer_is_the_envelope_of_the_first_agreeing_node_in_address_order() -> None:
-    """Same digest, different bytes: the returned bytes come from the smallest address."""
+    """Same digest, different bytes: the returned bytes come from the smallest address, not
+    from the node whose answer completed the quorum (0x0003 answers last here)."""
     handler, _, _ = make()
     future = await handler.submit(request("o"))
     handler.on_node_response(
-        "0x0003", b'{"result":{"b":1,"a":2},"method":"m","id":"o","jsonrpc":"2.0"}'
-    )
-    handler.on_node_response(
         "0x0001", b'{"jsonrpc":"2.0","id":"o","method":"m","result":{"a":2, "b":1}}'
+    )
+    assert not future.done()
+    handler.on_node_response(
+        "0x0003", b'{"result":{"b":1,"a":2},"method":"m","id":"o","jsonrpc":"2.0"}'
     )
     assert future.result().body == b'{"jsonrpc":"2.0","id":"o","method":"m","result":{"a":2,"b":1}}'
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -109,14 +108,3 @@ QUOTES = [
 def test_go_quote_matches_strconv_quote(value: str | bytes, quoted: str) -> None:
     """Go's %q: short escapes, \\x for bad bytes and controls, \\u/\\U for non-printables."""
     assert go_quote(value) == quoted
-
-
-def test_string_encoder_is_fast_on_realistic_values() -> None:
-    """Encoding a 6 KB base64 attestation-sized string stays in the microsecond range."""
-    value = "QUJD" * 1536
-    start = time.perf_counter()
-    for _ in range(2000):
-        go_string(value)
-    per_call = (time.perf_counter() - start) / 2000
-    assert go_string(value) == b'"' + value.encode() + b'"'
-    assert per_call < 50e-6
