@@ -31,8 +31,14 @@ def test_a_valid_request_is_forwarded_byte_for_byte() -> None:
         (b"not json", "user message parse error: invalid JSON"),
         (b"", "user message parse error: invalid JSON"),
         (b'{"jsonrpc":"2.0"} {}', "user message parse error: invalid JSON"),
-        (b"[1,2]", "user message parse error: not a JSON-RPC request: Expected `object`"),
-        (b'{"jsonrpc":"2.0","id":7,"method":"confidential.x","params":{}}', "`str`, got `int`"),
+        (
+            b"[1,2]",
+            "user message parse error: not a JSON-RPC request: json: cannot unmarshal array",
+        ),
+        (
+            b'{"jsonrpc":"2.0","id":7,"method":"confidential.x","params":{}}',
+            "json: cannot unmarshal number into Go struct field",
+        ),
         (b'{"jsonrpc":"1.0","id":"a","method":"confidential.x","params":{}}', "jsonrpc version"),
         (b'{"id":"a","method":"confidential.x","params":{}}', "jsonrpc version"),
         (b'{"jsonrpc":"2.0","id":"a","params":{}}', "method is required"),
@@ -94,11 +100,28 @@ def test_a_legacy_gateway_message_is_recognised() -> None:
     assert parse_user_request(b'{"body":{"message_id":"1"},"signature":"00"}') == Legacy()
 
 
-def test_params_nested_past_msgspecs_limit_are_a_parse_error_not_a_crash() -> None:
-    """Two thousand levels of nesting: -32700 with a reason, where msgspec gives up."""
+def test_params_nested_as_deep_as_go_allows_are_forwarded() -> None:
+    """Two thousand levels of nesting: Go's decoder takes them (up to 10,000), so do we."""
     body = b'{"jsonrpc":"2.0","id":"a","method":"confidential.x","params":%s}' % (
         b"[" * 2000 + b"]" * 2000
     )
+    assert parse_user_request(body) == UserRequest(id="a", method="confidential.x", raw=body)
+
+
+def test_params_nested_past_gos_limit_are_a_parse_error_with_gos_text() -> None:
+    """10,001 levels: encoding/json's `exceeded max depth`, as -32700."""
+    body = b'{"jsonrpc":"2.0","id":"a","method":"confidential.x","params":%s}' % (
+        b"[" * 10_001 + b"]" * 10_001
+    )
     reply, decoded = error_of(parse_user_request(body))
     assert reply.code is ErrorCode.UserMessageParseError
-    assert decoded["error"]["message"].endswith("invalid JSON: nested too deeply")
+    assert decoded["error"]["message"].endswith("exceeded max depth")
+
+
+def test_keys_match_case_insensitively_and_a_null_id_is_empty_as_in_go() -> None:
+    """`ID`/`Method`/`Params` are Go's fields too; `"id":null` leaves the id empty, which the
+    handler then refuses as empty (-32600), not as unparsable."""
+    body = b'{"JSONRPC":"2.0","ID":"abc","Method":"confidential.x","Params":{}}'
+    assert parse_user_request(body) == UserRequest(id="abc", method="confidential.x", raw=body)
+    null_id = b'{"jsonrpc":"2.0","id":null,"method":"confidential.x","params":{}}'
+    assert parse_user_request(null_id) == UserRequest(id="", method="confidential.x", raw=null_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import msgspec
 
 from schemas import rpc
+from schemas.gojson import GoJSONError, GoSyntaxError
 from workers.gateway import envelope
 from workers.gateway.errors import ErrorCode, GatewayReply, wire_message
 from workers.gateway.handler import MAX_REQUEST_ID_BYTES, UserRequest
@@ -24,16 +25,12 @@ from workers.gateway.handler import MAX_REQUEST_ID_BYTES, UserRequest
 SERVICE_NAME = rpc.GatewayServiceName
 
 
-class _Envelope(msgspec.Struct, frozen=True, kw_only=True):
-    jsonrpc: str | None = None
-    id: str = ""
-    method: str = ""
-    params: msgspec.Raw = msgspec.Raw()
+class _LegacyProbe(msgspec.Struct, frozen=True):
     # Only to recognise upstream's legacy (pre-JSON-RPC) message: {"body": {...}, "signature": ...}.
     body: msgspec.Raw = msgspec.Raw()
 
 
-_DECODER = msgspec.json.Decoder(_Envelope)
+_LEGACY_PROBE = msgspec.json.Decoder(_LegacyProbe)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +49,31 @@ def _parse_error(request_id: str, message: str) -> GatewayReply:
     return rejection(request_id, ErrorCode.UserMessageParseError, message)
 
 
+def _is_legacy(body: bytes) -> bool:
+    try:
+        probe = _LEGACY_PROBE.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return len(probe.body) > 0
+
+
 def parse_user_request(body: bytes) -> UserRequest | Legacy | GatewayReply:
     """A request to forward (bytes unchanged), a legacy message, or the error reply to send."""
     try:
-        env = _DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        return _parse_error("", f"not a JSON-RPC request: {exc}")
-    except msgspec.DecodeError as exc:
-        return _parse_error("", f"invalid JSON: {exc}")
-    except RecursionError:
-        # msgspec stops at about 1,000 levels of nesting where Go allows 10,000. No enclave's
-        # params nest like that; refusing here is stricter than Go, and never a crash.
-        return _parse_error("", "invalid JSON: nested too deeply")
-    if env.jsonrpc is None and len(env.body) > 0:
+        # Go's json.Unmarshal into the framework's request: keys match case-insensitively,
+        # `"id":null` is an empty id, and the errors are encoding/json's own texts.
+        env = rpc.decode_request(body)
+    except GoSyntaxError as exc:
+        return _parse_error("", f"invalid JSON: {exc.message}")
+    except GoJSONError as exc:
+        return _parse_error("", f"not a JSON-RPC request: {exc.message}")
+    if env.jsonrpc == "" and _is_legacy(body):
         return Legacy()
     if env.jsonrpc != "2.0":
         return _parse_error(env.id, 'invalid jsonrpc version: must be "2.0"')
     if env.method == "":
         return _parse_error(env.id, "method is required")
-    if len(env.params) == 0 or bytes(env.params) == b"null":
+    if env.params is None:
         return _parse_error(env.id, "params are required")
     size = len(env.id.encode("utf-8", "surrogatepass"))
     if size > MAX_REQUEST_ID_BYTES:
