@@ -50,6 +50,9 @@ class CapabilityOutcome(msgspec.Struct, frozen=True, kw_only=True, tag="capabili
     payload: bytes = b""
     """Serialised google.protobuf.Any; empty when the capability returned nothing."""
     error: str = ""
+    payload_present: bool = False
+    """True when the capability returned an Any that serialises to nothing (an empty Any): Go
+    still sets the response's payload then (`CgA=`), where no Any at all gives an empty one."""
 
 
 ENCODER = msgspec.json.Encoder()

@@ -66,7 +66,8 @@ def _inputs(payload: any_pb2.Any) -> bytes:
 def response_payload(outcome: capability.CapabilityOutcome) -> str:
     """base64 of the deterministic CapabilityResponse; "" for an empty answer (omitted)."""
     response = sdk_pb2.CapabilityResponse()
-    if outcome.payload:
+    if outcome.payload or outcome.payload_present:
+        response.payload.SetInParent()  # present even when empty, as Go's non-nil Any
         response.payload.ParseFromString(outcome.payload)
     encoded = response.SerializeToString(deterministic=True)
     return base64.b64encode(encoded).decode("ascii")

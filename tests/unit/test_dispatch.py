@@ -174,6 +174,12 @@ def test_capability_responses_serialise_identically_every_time() -> None:
     assert decoded.payload.type_url.endswith("values.v1.Value")
 
 
+def test_an_empty_but_present_any_is_a_present_payload_as_in_go() -> None:
+    """Go's non-nil empty Any is still field 1 of the response: bytes 0a 00, `CgA=`."""
+    outcome = capability.CapabilityOutcome(payload=b"", payload_present=True)
+    assert response_payload(outcome) == "CgA="
+
+
 def test_an_empty_capability_answer_is_an_empty_payload() -> None:
     """No payload: an empty CapabilityResponse, "" in base64, omitted from the result."""
     assert response_payload(capability.CapabilityOutcome()) == ""
