@@ -292,3 +292,47 @@ def test_a_non_finite_time_is_a_caller_error_not_a_verdict(
     """`now` must be a real instant: NaN or infinity raises ValueError before any check."""
     with pytest.raises(ValueError, match="finite"):
         verifier.verify(chain.document(), now=bad_now)
+
+
+def _shared_dag(levels: int, width: int) -> bytes:
+    """CBOR value sharing (tags 28/29): each level holds the previous one `width` times by
+    reference, so a few hundred bytes stand for width**levels elements."""
+
+    def head(major: int, n: int) -> bytes:
+        return bytes([major << 5 | n]) if n < 24 else bytes([major << 5 | 24, n])
+
+    def build(j: int) -> bytes:
+        if j == 0:
+            return b"\xd8\x1c" + head(4, 1) + cbor2.dumps("a")
+        refs = (b"\xd8\x1d" + cbor2.dumps(levels - (j - 1))) * (width - 1)
+        return b"\xd8\x1c" + head(4, width) + build(j - 1) + refs
+
+    return build(levels)
+
+
+def test_a_value_sharing_bomb_is_refused_at_once_before_any_signature_check(
+    verifier: Verifier,
+) -> None:
+    """A 2 KB unsigned document whose map key shares itself 100 x 100 x ... times: refused in
+    milliseconds (cbor2 would expand and hash it for hours)."""
+    unprotected = b"\xa1" + _shared_dag(6, 100) + b"\x00"
+    document = b"\x84" + cbor2.dumps(b"\xa1\x01\x38\x22") + unprotected
+    document += cbor2.dumps(b"\xa0") + cbor2.dumps(b"\0" * 96)
+    assert len(document) < 2048
+    started = time.monotonic()
+    with pytest.raises(AttestationError) as rejected:
+        verifier.verify(document, now=time.time())
+    assert rejected.value.reason == "malformed_cbor"
+    assert "tag 28" in rejected.value.message
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("tag", [0, 1, 2, 3, 25, 28, 29, 30, 256, 258, 55799])
+def test_no_tag_that_cbor2_would_interpret_is_decoded_inside_a_document(
+    chain: TestChain, verifier: Verifier, tag: int
+) -> None:
+    """Dates, bignums, shared values, string references, sets, self-describe: all refused."""
+    document = cbor2.dumps(cbor2.CBORTag(tag, chain.document()))
+    with pytest.raises(AttestationError) as rejected:
+        verifier.verify(document, now=time.time())
+    assert rejected.value.reason == "malformed_cbor"

@@ -38,12 +38,39 @@ class Payload:
     nonce: bytes | None
 
 
+# The tags cbor2 decodes by itself (found by decoding each tag 0..69999). None belongs in a
+# Nitro document, and some are dangerous: value sharing (28/29) and string references (25/256)
+# let a few hundred bytes expand into a structure exponentially larger, hashed as a map key
+# before any signature is checked (a 2 KB document pinned a verifier for hours).
+_CBOR2_BUILTIN_TAGS = (
+    *(0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100),
+    *(256, 258, 260, 261, 1004, 43000, 55799),
+)
+
+
+def _refuse(tag: int) -> Any:
+    def refuse(decoder: Any) -> Any:
+        raise ValueError(f"CBOR tag {tag} is not allowed in an attestation document")
+
+    return refuse
+
+
+_NO_SEMANTIC_TAGS = {tag: _refuse(tag) for tag in _CBOR2_BUILTIN_TAGS}
+
+
 def _strict_cbor(data: bytes, what: str) -> Any:
-    """One CBOR item, nothing after it, no duplicate map keys; indefinite lengths allowed."""
+    """One CBOR item, nothing after it, no duplicate map keys, no tag that cbor2 would expand;
+    indefinite lengths allowed. Other tags stay inert CBORTag values, which decode_cose refuses
+    at the top (all but 18) and every field check refuses inside."""
     fp = io.BytesIO(data)
     try:
         # Real 2026 documents use an indefinite-length payload map, so those stay allowed.
-        value = cbor2.CBORDecoder(fp, allow_duplicate_keys=False, max_depth=16).decode()
+        value = cbor2.CBORDecoder(
+            fp,
+            allow_duplicate_keys=False,
+            max_depth=16,
+            semantic_decoders=_NO_SEMANTIC_TAGS,
+        ).decode()
     except Exception as exc:  # cbor2 raises several types (CBORDecodeError, ValueError, ...)
         raise FormatError("malformed_cbor", f"{what}: CBOR decode error: {exc}") from exc
     if fp.tell() != len(data):
