@@ -436,7 +436,7 @@ class RegistryActor:
     async def answer(self, verb: str, data: bytes) -> bus.RegistryReply:
         try:
             request = bus.REGISTRY_REQUEST_DECODER.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             return _internal(f"malformed registry request on verb {verb}: {exc}")
         expected = VERBS.get(verb)
         if expected is None or not isinstance(request, expected):

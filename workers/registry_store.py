@@ -196,7 +196,7 @@ def _mentions_enclaves(raw: bytes) -> bool:
 def parse_seed(data: bytes) -> Seed:
     try:
         return msgspec.json.decode(data, type=Seed)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise RegistryDataError([f"seed file: {exc}"]) from exc
 
 

@@ -400,7 +400,7 @@ def build_view(entries: Mapping[str, bytes], *, revision: int) -> RegistryView:
                 nodes[parsed.address] = NodeView(
                     address=parsed.address, workflow_don_id=node.workflow_don_id
                 )
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             problems.append(f"key {key!r}: {exc}")
     names: dict[str, int] = {}
     for don in sorted(dons.values(), key=lambda d: d.id):

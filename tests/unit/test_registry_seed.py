@@ -160,3 +160,10 @@ def test_a_missing_seed_file_is_an_os_error(tmp_path: Path) -> None:
     """Reading a path that does not exist raises OSError for the CLI to report."""
     with pytest.raises(OSError, match="No such file"):
         read_seed_file(tmp_path / "absent.json")
+
+
+def test_a_seed_nested_too_deep_to_decode_is_bad_data() -> None:
+    """`relay registry load` of such a file says what is wrong (exit 2), never a traceback."""
+    deep = b'{"dons": [{"id": 1, "configs": {"x": ' + b"[" * 2000 + b"]" * 2000 + b"}}]}"
+    with pytest.raises(RegistryDataError, match="seed file: maximum recursion depth"):
+        parse_seed(deep)

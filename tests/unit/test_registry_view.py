@@ -94,6 +94,25 @@ def test_invalid_don_records_are_problems(value: bytes, fragment: str) -> None:
     assert any(fragment in p for p in exc.value.problems), exc.value.problems
 
 
+DEEP = b"[" * 2000 + b"]" * 2000
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("dons.1", b'{"id":1,"extra":%s}' % DEEP),
+        ("capabilities.1.other", DEEP),
+        ("nodes.n0", b'{"workflow_don_id":1,"extra":%s}' % DEEP),
+    ],
+)
+def test_a_value_nested_too_deep_to_decode_is_a_problem_not_a_crash(key: str, value: bytes) -> None:
+    """Two thousand levels: the decoder gives up (RecursionError); that is a problem naming the
+    key, so the cache keeps its view and reports why (it used to retry forever, silently)."""
+    with pytest.raises(RegistryDataError) as exc:
+        build_view({key: value}, revision=1)
+    assert any(p.startswith(f"key {key!r}: maximum recursion depth") for p in exc.value.problems)
+
+
 def test_two_dons_may_not_share_a_name() -> None:
     """DON names identify DONs for the gateway, so they must be unique."""
     with pytest.raises(RegistryDataError, match="DONs 1 and 2 share the name 'd'"):
