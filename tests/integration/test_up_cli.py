@@ -265,3 +265,56 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     return False
+
+
+@pytest.mark.parametrize("after", ["embedded nats-server", "registry seeded"])
+def test_sigterm_during_start_stops_the_server_and_every_actor_already_started(
+    after: str, tmp_path: Path
+) -> None:
+    """A signal before `ready` (server up, or actors starting) still cleans up by PID: before,
+    it killed `relay up` alone and left nats-server and its actors running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "up", "--metrics-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.startswith(after) for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"relay up exited early: {lines}"
+            lines.append(line)
+        server_pid = int(re.findall(r"\(pid (\d+)", "".join(lines))[0])
+        children = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        alive = [server_pid, *children]
+        while alive and time.monotonic() < deadline:
+            alive = [pid for pid in alive if _alive(pid)]
+            time.sleep(0.1)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (the actors started so far)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry))
+    return found

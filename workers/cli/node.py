@@ -192,12 +192,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register_up(sub)
 
 
+class _Stop(BaseException):
+    """SIGINT or SIGTERM reached `relay up` (a BaseException, like KeyboardInterrupt, so that no
+    `except Exception` on the way swallows it)."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     configure_logs("up", default_level="WARNING")
     from workers.node import embedded_server, seed_registry
 
     server = None
     procs: dict[str, subprocess.Popen[str]] = {}
+    # From the very start: a signal during the server's start, the seeding or the wait for the
+    # actors must still stop what was started (by default it killed `relay up` alone).
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
     try:
         settings = _settings(args)
         if args.nats is None and not os.environ.get("RELAY_NATS_URL"):
@@ -228,15 +243,25 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print("Ctrl-C (SIGINT) or SIGTERM drains and stops everything.", flush=True)
         if args.once:
             return 0
-        asyncio.run(_until_signalled())
+        while True:
+            signal.pause()  # the handler raises _Stop
+    except _Stop:
         return 0
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"relay up: {exc}", file=sys.stderr)
         return 1
     finally:
-        _stop_processes(procs)
-        if server is not None:
-            server.cleanup()
+        # Nothing interrupts the cleanup: a second Ctrl-C used to abandon the actors not yet
+        # told to stop, and the server, still running without a parent.
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            _stop_processes(procs)
+            if server is not None:
+                server.cleanup()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
