@@ -199,8 +199,10 @@ class RegistryCache:
         *,
         bucket: str = subjects.REGISTRY_BUCKET,
         retry_interval_s: float = 0.5,
-        tick_s: float = 0.25,
-        health_interval_s: float = 1.0,
+        tick_s: float = 0.2,
+        # Two checks confirm a stalled watch: at 0.4 s apart a dead one is replaced within the
+        # one second a registry change may take to reach the node.
+        health_interval_s: float = 0.4,
         settle_s: float = 0.05,
         max_settle_s: float = 0.25,
         request_timeout_s: float = 1.0,
@@ -319,11 +321,13 @@ class RegistryCache:
         js = nc.jetstream(timeout=self._request_timeout_s)
         kv = await js.key_value(self.bucket)
         reconnects = nc.stats["reconnects"]
-        # Everything up to this sequence is in the initial delivery (the last value per key).
-        watermark = await _last_seq(kv)
+        # Everything up to this sequence is in the initial delivery (the last value per key);
+        # an empty stream (say, just purged) delivers nothing, so there is nothing to wait for.
+        state = (await kv.status()).stream_info.state
+        watermark = state.last_seq
         watcher = await kv.watchall()
         try:
-            entries, seen = await self._initial(watcher, watermark)
+            entries, seen = await self._initial(watcher, watermark if state.messages else 0)
             watermark = max(watermark, seen)
             self._entries = entries
             self.watches_established += 1
@@ -372,11 +376,20 @@ class RegistryCache:
             if time.monotonic() < next_check:
                 continue
             next_check = time.monotonic() + self._health_interval_s
-            last = await _last_seq(kv)
+            state = (await kv.status()).stream_info.state
+            last = state.last_seq
             # A write the stream has but we have not seen after a whole interval: the watch is dead.
             if suspect is not None and watermark < suspect:
                 raise _WatchLost(f"watch stalled at revision {watermark}, stream at {last}")
             suspect = last if last > watermark else None
+            # With history 1 every key we hold has its latest message in the stream (deletes
+            # add markers, never remove more): fewer messages than keys means the stream was
+            # purged or trimmed behind the watch's back, which tells a watch nothing.
+            if state.messages < len(self._entries):
+                raise _WatchLost(
+                    f"the stream holds {state.messages} messages for {len(self._entries)} keys"
+                    " (purged?)"
+                )
 
     async def _settle(self, watcher: KeyValue.KeyWatcher, watermark: int) -> int:
         """Take the writes that follow within `settle_s` (bounded by `max_settle_s`) as one."""
@@ -399,12 +412,6 @@ def _apply(entries: dict[str, bytes], entry: KeyValue.Entry) -> int:
     else:
         entries[entry.key] = entry.value or b""
     return entry.revision or 0
-
-
-async def _last_seq(kv: KeyValue) -> int:
-    status = await kv.status()
-    last: int = status.stream_info.state.last_seq
-    return last
 
 
 def _same_content(a: RegistryView, b: RegistryView) -> bool:

@@ -270,6 +270,28 @@ async def test_a_watch_whose_consumer_vanished_is_detected_and_rebuilt(nc: Clien
         await cache.stop()
 
 
+async def test_a_purged_stream_reaches_a_running_cache_which_then_fails_closed(
+    nc: Client,
+) -> None:
+    """`nats stream purge` tells a watch nothing; the health check sees fewer messages than
+    keys and reloads, so a long-running node fails closed like a freshly started one."""
+    cache = registry.RegistryCache(bucket=fresh_bucket())
+    await load_entries(nc, read_seed_file(EXAMPLE), bucket=cache.bucket)
+    await cache.start(nc)
+    try:
+        assert isinstance(registry.measurements(await cache.wait_loaded(5.0)), bus.Measurements)
+        await nc.jetstream().purge_stream(f"KV_{cache.bucket}")
+
+        async def failing_closed() -> bool:
+            return isinstance(registry.measurements(await cache.view()), bus.StageError)
+
+        took = await eventually(failing_closed, within_s=3.0)
+        assert took < 1.5
+        assert cache.watches_established >= 2
+    finally:
+        await cache.stop()
+
+
 async def test_a_closed_connection_ends_the_watch_and_freezes_the_view(
     nats_server: NatsServer,
 ) -> None:
