@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import secrets
 import time
@@ -45,6 +44,7 @@ from workers.gateway.handler import (
 from workers.gateway.intake import Legacy, parse_user_request, rejection
 from workers.gateway.metrics import GatewayMetrics
 from workers.runtime.bus import Headers, Service
+from workers.runtime.settings import require_seconds
 
 log = logging.getLogger("relay.gateway.actor")
 
@@ -74,9 +74,7 @@ class GatewaySettings:
         # asyncio.sleep(nan) never wakes (no request would ever expire) and 0 spins; a nan drain
         # would never let SIGTERM finish.
         for name in ("sweep_interval_s", "drain_timeout_s"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+            require_seconds(name, getattr(self, name))
         if self.nats_concurrency < 1:
             raise ValueError(f"nats_concurrency must be at least 1, got {self.nats_concurrency}")
 

@@ -21,7 +21,6 @@ import asyncio
 import enum
 import itertools
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from workers.gateway import aggregator, envelope
 from workers.gateway.errors import ErrorCode, GatewayReply, wire_message
 from workers.gateway.metrics import GatewayMetrics
 from workers.gateway.ratelimit import RateLimit, TokenBucket
+from workers.runtime.settings import require_seconds
 
 log = logging.getLogger("relay.gateway")
 
@@ -108,11 +108,8 @@ class HandlerConfig:
     max_active_requests: int = 10_000
 
     def __post_init__(self) -> None:
-        # `not x > 0` also refuses nan; inf would be no timeout at all.
         for name in ("request_timeout_s", "node_send_timeout_s"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+            require_seconds(name, getattr(self, name))
         if self.max_active_requests < 1:
             raise ValueError("max_active_requests must be at least 1")
 

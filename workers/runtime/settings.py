@@ -79,16 +79,19 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_seconds(setting: str, value: object, hint: str = "") -> None:
-    """A duration that must pass: finite and > 0 (0 or less would spin or fail every request)."""
+def require_seconds(label: str, value: object, hint: str = "") -> None:
+    """A duration that must pass: finite and > 0 (0 or less would spin or fail every request,
+    nan never wakes a sleep, inf is no bound at all); ValueError naming `label` otherwise."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not (math.isfinite(value) and value > 0)
     ):
-        raise ValueError(
-            f"{_NAMES[setting]} must be a finite number of seconds > 0{hint}, got {value!r}"
-        )
+        raise ValueError(f"{label} must be a finite number of seconds > 0{hint}, got {value!r}")
+
+
+def _check_seconds(setting: str, value: object, hint: str = "") -> None:
+    require_seconds(_NAMES[setting], value, hint)
 
 
 @dataclass(frozen=True, kw_only=True)
