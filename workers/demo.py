@@ -286,12 +286,15 @@ async def _step_secret(say: Say, enclave: Enclave, watch: NodeWatch) -> bool:
     (secret,) = answer["result"]["secrets"]
     ciphertext = base64.b64decode(secret["ciphertext"])
     shares = [base64.b64decode(s) for s in secret["encrypted_shares"]]
-    plain = enclave_crypto.decrypt_secret(ciphertext, shares, enclave.key)
+    # The vault bound them to the secret's name and this request (its id is the reference).
+    bound = {"name": f"{secret['id']['namespace']}/{secret['id']['key']}".encode(),
+             "reference": request_id.encode()}  # fmt: skip
+    plain = enclave_crypto.decrypt_secret(ciphertext, shares, enclave.key, **bound)
     say(
         f"   the enclave opened {len(shares)} shares with its private key: API_KEY = {plain.decode()!r}"
     )
     try:
-        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate())
+        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate(), **bound)
         say("   UNEXPECTED: another key opened the shares")
         return False
     except enclave_crypto.DecryptionError:

@@ -5,17 +5,25 @@ shares encrypted to the enclave's key), so the demo can show that a secret only 
 attested enclave's private key.
 
 - The enclave holds an X25519 key pair; `enclave_public_key` is the hex of its 32-byte public key.
-- Per secret the vault has a 32-byte data key K. `ciphertext = nonce(12) || AES-256-GCM(K, value,
-  aad="relay-vault-v1")`.
+- Per secret, value and request the vault has a 32-byte data key K, derived from its seed, the
+  secret id, a hash of the value and the request's reference id: an enclave that once opened a
+  secret (say one whose measurements were later revoked) learns nothing about the next request's
+  ciphertext, nor about a rotated value. `ciphertext = nonce(12) || AES-256-GCM(K, value,
+  aad=context)`, where `context` binds "relay-vault-v2", the secret's name (`namespace/key`) and
+  the reference id: a ciphertext moved to another secret's slot, or replayed into another
+  request, does not open.
 - K is split into `SHARES` XOR shares (all of them are needed).
 - The shares are sealed to the enclave key with one ephemeral X25519 key e per secret and
   enclave key: `z = X25519(e, enclave)`, `k = HKDF-SHA256(z, salt=e_pub || enclave_pub,
-  info="relay-share-v1")`, and sealed share i is `e_pub(32) || nonce_i(12) || AES-256-GCM(k,
-  share_i)` with a distinct nonce per share (one key, never one nonce twice). One key agreement
-  per secret rather than one per share: the X25519 exchange is the vault's costliest step.
+  info="relay-share-v2")`, and sealed share i is `e_pub(32) || nonce_i(12) || AES-256-GCM(k,
+  share_i, aad=context || i)` with a distinct nonce per share (one key, never one nonce twice).
+  One key agreement per secret rather than one per share: the X25519 exchange is the vault's
+  costliest step.
 - The vault derives every random-looking value from its seed and the request (secret identity,
-  enclave key, reference id), so every relay node asking for the same request gets the same bytes,
-  as all callers of a real DON get the same consensus output, and honest relays can agree.
+  value, enclave key, reference id), so every relay node asking for the same request gets the
+  same bytes, as all callers of a real DON get the same consensus output, and honest relays can
+  agree. To open a secret the enclave names it (`namespace/key`, as in the relay's answer) and
+  gives its request's reference id (its JSON-RPC id unless it set `reference_id`).
 """
 
 from __future__ import annotations
@@ -31,8 +39,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 SHARES = 3
-_VALUE_AAD = b"relay-vault-v1"
-_SHARE_INFO = b"relay-share-v1"
+_SCHEME = b"relay-vault-v2"
+_SHARE_INFO = b"relay-share-v2"
 
 
 class DecryptionError(Exception):
@@ -46,6 +54,11 @@ def _derive(seed: bytes, *parts: bytes) -> bytes:
     return mac.digest()
 
 
+def _context(name: bytes, reference: bytes) -> bytes:
+    """What a ciphertext and its shares are bound to (length-prefixed, so parts cannot shift)."""
+    return b"".join(len(p).to_bytes(4, "big") + p for p in (_SCHEME, name, reference))
+
+
 def public_hex(private: X25519PrivateKey) -> str:
     return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
@@ -56,8 +69,11 @@ def _share_key(shared: bytes, ephemeral_pub: bytes, enclave_pub: bytes) -> bytes
     ).derive(shared)
 
 
-def seal_shares(shares: list[bytes], enclave_pub: bytes, ephemeral_seed: bytes) -> list[bytes]:
-    """Seal each share to `enclave_pub` under one ephemeral key derived from `ephemeral_seed`."""
+def seal_shares(
+    shares: list[bytes], enclave_pub: bytes, ephemeral_seed: bytes, context: bytes
+) -> list[bytes]:
+    """Seal each share to `enclave_pub` under one ephemeral key derived from `ephemeral_seed`;
+    share i is bound to `context` and to its index."""
     ephemeral = X25519PrivateKey.from_private_bytes(ephemeral_seed)
     ephemeral_pub = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(enclave_pub))
@@ -65,49 +81,72 @@ def seal_shares(shares: list[bytes], enclave_pub: bytes, ephemeral_seed: bytes) 
     sealed = []
     for i, share in enumerate(shares):
         nonce = hashlib.sha256(b"nonce" + ephemeral_seed + bytes([i])).digest()[:12]
-        sealed.append(ephemeral_pub + nonce + aead.encrypt(nonce, share, None))
+        sealed.append(ephemeral_pub + nonce + aead.encrypt(nonce, share, context + bytes([i])))
     return sealed
 
 
-def open_share(sealed: bytes, private: X25519PrivateKey) -> bytes:
+def open_share(sealed: bytes, private: X25519PrivateKey, context: bytes, index: int) -> bytes:
     if len(sealed) < 32 + 12 + 16:
         raise DecryptionError("sealed share too short")
     ephemeral_pub, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
     enclave_pub = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_pub))
+    aead = AESGCM(_share_key(shared, ephemeral_pub, enclave_pub))
     try:
-        return AESGCM(_share_key(shared, ephemeral_pub, enclave_pub)).decrypt(nonce, body, None)
+        return aead.decrypt(nonce, body, context + bytes([index]))
     except InvalidTag as exc:
-        raise DecryptionError("share is not sealed to this key") from exc
+        raise DecryptionError("share is not sealed to this key, secret and request") from exc
 
 
 def encrypt_secret(
-    value: bytes, *, seed: bytes, secret_id: bytes, enclave_pub: bytes, reference: bytes
+    value: bytes,
+    *,
+    seed: bytes,
+    secret_id: bytes,
+    name: bytes,
+    enclave_pub: bytes,
+    reference: bytes,
 ) -> tuple[bytes, list[bytes]]:
-    """(ciphertext, sealed shares) for one secret and one enclave key; deterministic."""
-    data_key = _derive(seed, b"data-key", secret_id)
-    nonce = _derive(seed, b"value-nonce", secret_id, value)[:12]
-    ciphertext = nonce + AESGCM(data_key).encrypt(nonce, value, _VALUE_AAD)
-    parts = [_derive(seed, b"share", secret_id, bytes([i])) for i in range(SHARES - 1)]
+    """(ciphertext, sealed shares) for one secret and one enclave key; deterministic.
+
+    `secret_id` (owner/namespace/key) feeds the derivations, `name` (namespace/key) the binding
+    the enclave checks. The ciphertext depends on the request, not on the enclave key: every key
+    of one request gets the same ciphertext and its own shares."""
+    value_hash = hashlib.sha256(value).digest()
+    context = _context(name, reference)
+    data_key = _derive(seed, b"data-key", secret_id, value_hash, reference)
+    nonce = _derive(seed, b"value-nonce", secret_id, value_hash, reference)[:12]
+    ciphertext = nonce + AESGCM(data_key).encrypt(nonce, value, context)
+    parts = [
+        _derive(seed, b"share", secret_id, value_hash, reference, bytes([i]))
+        for i in range(SHARES - 1)
+    ]
     last = data_key
     for part in parts:
         last = bytes(a ^ b for a, b in zip(last, part, strict=True))
     shares = [*parts, last]
     ephemeral_seed = _derive(seed, b"ephemeral", secret_id, enclave_pub, reference)
-    return ciphertext, seal_shares(shares, enclave_pub, ephemeral_seed)
+    return ciphertext, seal_shares(shares, enclave_pub, ephemeral_seed, context)
 
 
 def decrypt_secret(
-    ciphertext: bytes, sealed_shares: list[bytes], private: X25519PrivateKey
+    ciphertext: bytes,
+    sealed_shares: list[bytes],
+    private: X25519PrivateKey,
+    *,
+    name: bytes,
+    reference: bytes,
 ) -> bytes:
-    """What the enclave does: open every share, XOR them into the data key, open the value."""
+    """What the enclave does: open every share, XOR them into the data key, open the value;
+    `name` (namespace/key) and `reference` must be the ones the vault sealed them for."""
     if not sealed_shares:
         raise DecryptionError("no shares")
+    context = _context(name, reference)
     key = bytes(32)
-    for sealed in sealed_shares:
-        share = open_share(sealed, private)
+    for index, sealed in enumerate(sealed_shares):
+        share = open_share(sealed, private, context, index)
         key = bytes(a ^ b for a, b in zip(key, share, strict=True))
     try:
-        return AESGCM(key).decrypt(ciphertext[:12], ciphertext[12:], _VALUE_AAD)
+        return AESGCM(key).decrypt(ciphertext[:12], ciphertext[12:], context)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionError("ciphertext does not open with the recovered key") from exc

@@ -26,6 +26,7 @@ from workers.runtime.bus import Headers, Service
 
 log = logging.getLogger("relay.vault")
 
+MIN_SEED_BYTES = 32
 DEFAULT_SECRETS = Path(__file__).resolve().parents[1] / "deploy" / "vault-secrets.example.json"
 
 
@@ -45,7 +46,20 @@ class VaultStore:
                 entry["key"],
             )
             values[key] = entry["value"].encode("utf-8")
-        seed = bytes.fromhex(data["seed_hex"]) if "seed_hex" in data else os.urandom(32)
+        if "seed_hex" in data:
+            seed = bytes.fromhex(data["seed_hex"])
+            if len(seed) < MIN_SEED_BYTES:
+                # Every key and nonce is derived from it: a short seed makes them guessable.
+                raise ValueError(
+                    f"{path}: seed_hex is {len(seed)} bytes, at least {MIN_SEED_BYTES} are needed"
+                )
+        else:
+            log.warning(
+                "%s has no seed_hex: a random one for this process, so several vault replicas"
+                " would answer the same request differently",
+                path,
+            )
+            seed = os.urandom(MIN_SEED_BYTES)
         return cls(seed=seed, values=values)
 
 
@@ -68,6 +82,7 @@ def answer(store: VaultStore, call: capability.CapabilityCall) -> capability.Cap
             out.error = "key does not exist"
             continue
         secret_id = f"{item.id.owner}/{item.id.namespace}/{item.id.key}".encode()
+        name = f"{item.id.namespace}/{item.id.key}".encode()
         out.data.SetInParent()
         for key_hex in item.encryption_keys:
             try:
@@ -76,6 +91,7 @@ def answer(store: VaultStore, call: capability.CapabilityCall) -> capability.Cap
                     value,
                     seed=store.seed,
                     secret_id=secret_id,
+                    name=name,
                     enclave_pub=enclave_pub,
                     reference=reference,
                 )

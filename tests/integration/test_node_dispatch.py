@@ -97,11 +97,15 @@ async def test_a_secret_arrives_encrypted_to_the_attested_enclave_key_only(
     assert secret["id"] == {"key": "API_KEY", "namespace": "main"}
     ciphertext = base64.b64decode(secret["ciphertext"])
     shares = [base64.b64decode(s) for s in secret["encrypted_shares"]]
-    assert (
-        enclave_crypto.decrypt_secret(ciphertext, shares, enclave) == b"s3cr3t-api-key-for-the-demo"
-    )
+    bound = {"name": b"main/API_KEY", "reference": b"req-1"}  # the JSON-RPC id is the reference
+    plain = enclave_crypto.decrypt_secret(ciphertext, shares, enclave, **bound)
+    assert plain == b"s3cr3t-api-key-for-the-demo"
     with pytest.raises(enclave_crypto.DecryptionError):
-        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate())
+        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate(), **bound)
+    with pytest.raises(enclave_crypto.DecryptionError):  # replayed into another request
+        enclave_crypto.decrypt_secret(
+            ciphertext, shares, enclave, name=bound["name"], reference=b"x"
+        )
 
 
 async def test_an_unknown_secret_is_a_sanitised_internal_error(

@@ -579,7 +579,11 @@ async def test_a_whole_node_of_per_actor_users_answers_the_gateway_users_atteste
         (secret,) = json.loads(reply.body)["result"]["secrets"]
         shares = [base64.b64decode(s) for s in secret["encrypted_shares"]]
         plain = enclave_crypto.decrypt_secret(
-            base64.b64decode(secret["ciphertext"]), shares, enclave
+            base64.b64decode(secret["ciphertext"]),
+            shares,
+            enclave,
+            name=b"main/API_KEY",
+            reference=b"perm-secrets",
         )
         assert plain == b"s3cr3t-api-key-for-the-demo"
 

@@ -78,3 +78,12 @@ async def test_serving_the_public_example_file_logs_a_warning(
         assert any(vault_ref.SECRETS_ENV in r.getMessage() for r in caplog.records)
     finally:
         await svc.stop()
+
+
+@pytest.mark.parametrize("seed_hex", ["", "00", "11" * 31])
+def test_a_seed_shorter_than_32_bytes_is_refused(tmp_path: Path, seed_hex: str) -> None:
+    """Every key and nonce of the scheme comes from the seed: an empty or short one is refused."""
+    path = tmp_path / "secrets.json"
+    path.write_text(json.dumps({"seed_hex": seed_hex, "secrets": []}))
+    with pytest.raises(ValueError, match="at least 32 are needed"):
+        vault_ref.VaultStore.load(path)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf import any_pb2
 
 from schemas import bus, capability, rpc
@@ -261,26 +263,66 @@ def test_keys_with_slashes_cannot_collide() -> None:
     assert logical_key("a/b", "c", "r", "x") != logical_key("a", "b/c", "r", "x")
 
 
+def _seal(value: bytes, public: bytes, **overrides: bytes) -> tuple[bytes, list[bytes]]:
+    args = {"seed": b"s" * 32, "secret_id": b"0xO/main/K", "name": b"main/K", "reference": b"r"}
+    args.update(overrides)
+    return enclave_crypto.encrypt_secret(value, enclave_pub=public, **args)
+
+
 def test_shares_open_only_with_the_enclave_key() -> None:
     """The reference scheme: the right key recovers the secret; another key cannot."""
     enclave = X25519PrivateKey.generate()
-    public = bytes.fromhex(enclave_crypto.public_hex(enclave))
-    ciphertext, shares = enclave_crypto.encrypt_secret(
-        b"value", seed=b"s" * 32, secret_id=b"id", enclave_pub=public, reference=b"r"
-    )
-    assert enclave_crypto.decrypt_secret(ciphertext, shares, enclave) == b"value"
+    ciphertext, shares = _seal(b"value", bytes.fromhex(enclave_crypto.public_hex(enclave)))
+    bound = {"name": b"main/K", "reference": b"r"}
+    assert enclave_crypto.decrypt_secret(ciphertext, shares, enclave, **bound) == b"value"
     with pytest.raises(enclave_crypto.DecryptionError):
-        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate())
+        enclave_crypto.decrypt_secret(ciphertext, shares, X25519PrivateKey.generate(), **bound)
     with pytest.raises(enclave_crypto.DecryptionError):
-        enclave_crypto.decrypt_secret(ciphertext, shares[:-1], enclave)
+        enclave_crypto.decrypt_secret(ciphertext, shares[:-1], enclave, **bound)
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [
+        {"name": b"main/OTHER", "reference": b"r"},  # moved into another secret's slot
+        {"name": b"main/K", "reference": b"r2"},  # replayed into another request
+    ],
+)
+def test_a_ciphertext_and_its_shares_open_only_for_their_secret_and_request(
+    bound: dict[str, bytes],
+) -> None:
+    """Both layers are bound to the secret's name and the reference id."""
+    enclave = X25519PrivateKey.generate()
+    ciphertext, shares = _seal(b"value", bytes.fromhex(enclave_crypto.public_hex(enclave)))
+    with pytest.raises(enclave_crypto.DecryptionError):
+        enclave_crypto.decrypt_secret(ciphertext, shares, enclave, **bound)
+
+
+def test_an_enclave_that_opened_a_secret_once_cannot_open_the_next_request_or_value() -> None:
+    """The data key is per request and value: a key learnt once (an enclave since revoked, say)
+    opens neither another request's ciphertext of the same secret nor a rotated value."""
+    old = X25519PrivateKey.generate()
+    old_pub = bytes.fromhex(enclave_crypto.public_hex(old))
+    ciphertext, shares = _seal(b"v1", old_pub)
+    learnt = bytes(32)
+    context = enclave_crypto._context(b"main/K", b"r")
+    for index, sealed in enumerate(shares):
+        share = enclave_crypto.open_share(sealed, old, context, index)
+        learnt = bytes(a ^ b for a, b in zip(learnt, share, strict=True))
+    assert AESGCM(learnt).decrypt(ciphertext[:12], ciphertext[12:], context) == b"v1"
+    other = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
+    for later, later_context in (
+        (_seal(b"v1", other, reference=b"r2")[0], enclave_crypto._context(b"main/K", b"r2")),
+        (_seal(b"v2", other)[0], context),
+    ):
+        with pytest.raises(InvalidTag):
+            AESGCM(learnt).decrypt(later[:12], later[12:], later_context)
 
 
 def test_the_shares_of_one_secret_share_a_key_agreement_but_never_a_nonce() -> None:
     """One ephemeral key per secret (one X25519 exchange), each share under its own nonce."""
     public = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
-    _, shares = enclave_crypto.encrypt_secret(
-        b"value", seed=b"s" * 32, secret_id=b"id", enclave_pub=public, reference=b"r"
-    )
+    _, shares = _seal(b"value", public)
     assert len({share[:32] for share in shares}) == 1
     assert len({share[32:44] for share in shares}) == len(shares) == enclave_crypto.SHARES
 
@@ -288,10 +330,14 @@ def test_the_shares_of_one_secret_share_a_key_agreement_but_never_a_nonce() -> N
 def test_the_vault_is_deterministic_per_request_so_honest_relays_agree() -> None:
     """Two relay nodes asking the same request get identical bytes."""
     public = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
-    args = {"seed": b"s" * 32, "secret_id": b"id", "enclave_pub": public, "reference": b"req-1"}
-    assert enclave_crypto.encrypt_secret(b"v", **args) == enclave_crypto.encrypt_secret(
-        b"v", **args
-    )
+    assert _seal(b"v", public, reference=b"req-1") == _seal(b"v", public, reference=b"req-1")
+
+
+def test_every_enclave_key_of_one_request_gets_the_same_ciphertext() -> None:
+    """One ciphertext per secret in the vault's answer, one share group per key."""
+    first = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
+    second = bytes.fromhex(enclave_crypto.public_hex(X25519PrivateKey.generate()))
+    assert _seal(b"v", first)[0] == _seal(b"v", second)[0]
 
 
 def test_committed_generated_protobuf_modules_are_up_to_date(tmp_path: Path) -> None:
