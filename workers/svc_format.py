@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from workers.tail_format import terminal_safe
+
 INFO_TYPE = "io.nats.micro.v1.info_response"
 STATS_TYPE = "io.nats.micro.v1.stats_response"
 
@@ -56,6 +58,10 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def _named(endpoint: Mapping[str, Any]) -> bool:
+    return isinstance(endpoint.get("name"), str)
+
+
 def merge(
     infos: Iterable[Mapping[str, Any]], stats: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -70,8 +76,9 @@ def merge(
     for sid in by_id_info.keys() | by_id_stats.keys():
         info = by_id_info.get(sid, {})
         stat = by_id_stats.get(sid, {})
-        info_eps = {ep.get("name"): ep for ep in _dicts(info.get("endpoints"))}
-        stat_eps = {ep.get("name"): ep for ep in _dicts(stat.get("endpoints"))}
+        # An endpoint without a string name cannot be matched (and would not hash): skipped.
+        info_eps = {ep["name"]: ep for ep in _dicts(info.get("endpoints")) if _named(ep)}
+        stat_eps = {ep["name"]: ep for ep in _dicts(stat.get("endpoints")) if _named(ep)}
         names = list(info_eps) + [name for name in stat_eps if name not in info_eps]
         metadata = info.get("metadata") or stat.get("metadata") or {}
         services.append(
@@ -131,14 +138,20 @@ def render(services: list[dict[str, Any]], *, wait_s: float) -> str:
     lines = [f"{len(services)} service instance(s) answered within {wait_s:g}s"]
     header = ["ENDPOINT", "SUBJECT", "QUEUE", "REQUESTS", "ERRORS", "AVG TIME", "LAST ERROR"]
     for svc in services:
-        meta = " ".join(f"{k}={v}" for k, v in sorted(svc["metadata"].items()))
+        # Every field is what some service on the bus said: made safe for the terminal.
+        safe = {key: terminal_safe(str(svc[key])) for key in ("name", "version", "id")}
+        meta = " ".join(
+            f"{terminal_safe(str(k))}={terminal_safe(str(v))}"
+            for k, v in sorted(svc["metadata"].items(), key=lambda kv: str(kv[0]))
+        )
         lines.append("")
         lines.append(
-            f"{svc['name']} {svc['version']}  id {svc['id']}" + (f"  {meta}" if meta else "")
+            f"{safe['name']} {safe['version']}  id {safe['id']}" + (f"  {meta}" if meta else "")
         )
-        about = svc["description"]
+        about = terminal_safe(str(svc["description"]))
         if svc["started"]:
-            about = f"{about}; started {svc['started']}" if about else f"started {svc['started']}"
+            started = terminal_safe(str(svc["started"]))
+            about = f"{about}; started {started}" if about else f"started {started}"
         if about:
             lines.append(f"  {about}")
         if not svc["endpoints"]:
@@ -146,13 +159,13 @@ def render(services: list[dict[str, Any]], *, wait_s: float) -> str:
             continue
         rows = [header] + [
             [
-                str(ep["name"]),
-                str(ep["subject"]),
-                str(ep["queue_group"]),
+                terminal_safe(str(ep["name"])),
+                terminal_safe(str(ep["subject"])),
+                terminal_safe(str(ep["queue_group"])),
                 _count(ep["num_requests"]),
                 _count(ep["num_errors"]),
                 format_duration(ep["average_processing_time"]),
-                str(ep["last_error"]),
+                terminal_safe(str(ep["last_error"])),
             ]
             for ep in svc["endpoints"]
         ]

@@ -34,6 +34,14 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 # Control characters other than tab, CR and LF: valid UTF-8, but binary in practice (protobuf).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+# What a terminal may act on: C0 and C1 controls (ESC, CSI, OSC...), DEL, and the bidirectional
+# overrides that reorder what an operator reads. Bodies, subjects and headers come from clients.
+_BEYOND_C0_UNSAFE = "\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069"
+_TERMINAL_UNSAFE = re.compile(f"[\\x00-\\x1f{_BEYOND_C0_UNSAFE}]")
+_JSON_UNSAFE = re.compile(f"[{_BEYOND_C0_UNSAFE}]")  # json.dumps escapes C0 in strings itself
+# How deep a JSON body may nest and still be shown as JSON (deeper ones are shown as text).
+MAX_JSON_DEPTH = 64
+
 # Stages directly under a node: relay.v1.<don>.<node>.<stage>[.<token>]
 _NODE_STAGES = {"rpc": None, "verify": None, "registry": "verb", "dispatch": "method"}
 
@@ -170,12 +178,38 @@ def decode_body(data: bytes) -> tuple[str, Any]:
     except UnicodeDecodeError:
         return "base64", base64.b64encode(data).decode("ascii")
     try:
-        return "json", json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except ValueError:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
         pass
+    else:
+        if _depth_at_most(value, MAX_JSON_DEPTH):
+            return "json", value
     if _CONTROL.search(text):
         return "base64", base64.b64encode(data).decode("ascii")
     return "text", text
+
+
+def _depth_at_most(value: Any, limit: int) -> bool:
+    """Whether `value` nests at most `limit` containers deep (iterative: no recursion limit)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _escape_unsafe(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character a terminal may act on written as a `\\uXXXX` escape: valid
+    inside a JSON string, and harmless (visible) in a table."""
+    return _TERMINAL_UNSAFE.sub(_escape_unsafe, text)
 
 
 def format_message(
@@ -215,5 +249,9 @@ def format_message(
 def render(record: Mapping[str, Any], *, compact: bool = False) -> str:
     """The record as pretty JSON (default) or one line (`compact`, for grep and jq); no newline."""
     if compact:
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    return json.dumps(record, ensure_ascii=False, indent=2)
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = json.dumps(record, ensure_ascii=False, indent=2)
+    # json escapes C0 itself; DEL, C1 and bidi controls it leaves raw (valid JSON, unsafe on a
+    # terminal). Outside strings the output has only ASCII, so this touches strings only.
+    return _JSON_UNSAFE.sub(_escape_unsafe, text)

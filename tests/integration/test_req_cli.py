@@ -94,3 +94,30 @@ async def test_a_subject_a_request_cannot_go_to_is_a_usage_error(subject: str) -
     code, _, err = await relay_req(subject, "{}")
     assert code == 2
     assert "invalid subject" in err
+
+
+async def test_a_body_over_the_servers_limit_is_a_usage_error_in_one_line(
+    nats_server: NatsServer, echo: Client, tmp_path: Path
+) -> None:
+    """Over max_payload: exit 2 naming both sizes, not a traceback."""
+    big = tmp_path / "big.json"
+    big.write_bytes(b"x" * (echo.max_payload + 1))
+    code, out, err = await relay_req(SUBJECT, f"@{big}", "--nats", nats_server.url)
+    assert (code, out) == (2, "")
+    assert "over the server's limit" in err
+    assert "Traceback" not in err
+
+
+async def test_an_unusable_identity_file_is_named_in_one_line_not_a_traceback(
+    nats_server: NatsServer,
+) -> None:
+    """RELAY_NATS_CREDS_GATEWAY pointing nowhere: exit 1, the variable and the path named."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "req", SUBJECT, "{}", "--nats", nats_server.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "RELAY_NATS_CREDS_GATEWAY": "/nonexistent.creds"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "RELAY_NATS_CREDS_GATEWAY names '/nonexistent.creds'" in err.decode()
+    assert "Traceback" not in err.decode()

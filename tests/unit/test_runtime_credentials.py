@@ -18,6 +18,8 @@ from workers.runtime.credentials import redact_url
             "nats://a:***@n1:4222,nats://n2:4222,nats://b:***@n3",
         ),
         ("nats://u:p@w@rd@host:4222", "nats://u:***@host:4222"),
+        ("ops:hunter2@127.0.0.1:4222", "ops:***@127.0.0.1:4222"),
+        ("127.0.0.1:4222", "127.0.0.1:4222"),
     ],
 )
 def test_a_url_is_shown_without_its_password_or_token(url: str, shown: str) -> None:

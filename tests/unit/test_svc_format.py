@@ -191,3 +191,27 @@ def test_the_table_shows_name_metadata_and_aligned_endpoints() -> None:
 def test_no_answer_is_said_plainly() -> None:
     """An empty bus is one line naming the wait, not an empty table."""
     assert render([], wait_s=0.5) == "no nats.micro service answered within 0.5s\n"
+
+
+def test_what_services_say_cannot_drive_the_operators_terminal() -> None:
+    """Escape sequences, C1 controls, bidi overrides and newlines in any field are shown as
+    visible escapes: any actor may answer $SRV, and its text lands on an operator's screen."""
+    evil = "x\x1b]0;pwned\x07\x1b[2J\x9b2J\u202e\nforged line"
+    answer = info("E", evil, "node-0", "verify")
+    answer["description"] = evil
+    answer["metadata"]["note"] = evil
+    answer["endpoints"][0]["subject"] = evil
+    text = render(merge([answer], []), wait_s=0.3)
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in text
+    assert "forged line" not in text.splitlines()[0]
+    assert all(not line.startswith("forged line") for line in text.splitlines())
+    assert "\\u001b]0;pwned" in text
+
+
+def test_an_endpoint_whose_name_is_not_a_string_is_skipped_not_a_crash() -> None:
+    """A malformed answer (a list as the endpoint name) cannot break the listing of the rest."""
+    answer = info("B", "relay-bad", "node-0", "verify")
+    answer["endpoints"].append({"name": ["x"], "subject": "s", "queue_group": "q"})
+    (service,) = merge([answer], [])
+    assert [ep["name"] for ep in service["endpoints"]] == ["verify"]

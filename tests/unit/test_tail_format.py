@@ -323,3 +323,21 @@ def test_the_threshold_keeps_a_registry_trusted_value_whole() -> None:
     assert base64.b64decode(record["body"]["trusted_values"][0]) == pcrs
     assert record["shortened"] == []
     assert tail_format.KEEP_HEAD + tail_format.KEEP_TAIL < SHORTEN_AT
+
+
+def test_c1_controls_del_and_bidi_overrides_are_escaped_in_the_printed_json() -> None:
+    """json.dumps leaves them raw; a terminal would act on CSI/OSC or reorder the text."""
+    record = format_message(
+        "relay.v1.d.n.rpc", b'{"id":"a\\u009b2J\\u202e\\u007f"}', received=datetime.now(UTC)
+    )
+    for compact in (True, False):
+        text = render(record, compact=compact)
+        assert not any(ch in text for ch in ("\x9b", "\u202e", "\x7f"))
+        assert json.loads(text)["body"]["id"] == "a\x9b2J\u202e\x7f"
+
+
+def test_a_body_nested_too_deep_for_json_display_is_shown_as_text() -> None:
+    """Five thousand levels: not dropped (json.loads would recurse), shown as its text."""
+    deep = b"[" * 5000 + b"]" * 5000
+    encoding, body = decode_body(deep)
+    assert (encoding, body) == ("text", deep.decode())

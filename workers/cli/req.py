@@ -22,7 +22,7 @@ from workers import tail_format
 from workers.cli.args import positive_float
 from workers.cli.tail import EXIT_OK, EXIT_UNREACHABLE, describe_failure, nats_url_arg
 from workers.runtime.bus import StageTimeout, StageUnavailable, connect, request_msg
-from workers.runtime.credentials import ACTORS, credentials_for
+from workers.runtime.credentials import ACTORS, CredentialsError, credentials_for
 from workers.runtime.loop import run_loop
 
 EXIT_USAGE = 2
@@ -84,6 +84,9 @@ async def _request(args: argparse.Namespace, body: bytes) -> int:
             connect_timeout_s=args.timeout,
             initial_timeout_s=args.timeout,
         )
+    except CredentialsError as exc:  # an identity file named but unusable: say which
+        print(f"relay req: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except (ConnectionError, nats.errors.Error, OSError, TimeoutError) as exc:
         print(f"relay req: {describe_failure(args.nats, args.timeout, exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -96,6 +99,13 @@ async def _request(args: argparse.Namespace, body: bytes) -> int:
         except StageUnavailable:
             print(f"relay req: nobody answers on {args.subject}", file=sys.stderr)
             return EXIT_UNREACHABLE
+        except nats.errors.MaxPayloadError:
+            print(
+                f"relay req: the body is {len(body)} bytes, over the server's limit of"
+                f" {nc.max_payload}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         except StageTimeout:
             denied = nc.last_error
             why = f" ({denied})" if denied and "permission" in str(denied).lower() else ""

@@ -29,7 +29,7 @@ from nats.aio.subscription import Subscription
 from workers import tail_format
 from workers.cli.args import positive_float, positive_int
 from workers.runtime.bus import NatsConnectError, connect
-from workers.runtime.credentials import credentials_for, redact_url
+from workers.runtime.credentials import CredentialsError, credentials_for, redact_url
 
 ACTOR = "ops"
 DEFAULT_SUBJECT = "relay.>"
@@ -38,7 +38,8 @@ EXIT_OK = 0
 EXIT_UNREACHABLE = 1
 
 # Transport failures while connecting or subscribing.
-UNREACHABLE = (ConnectionError, nats.errors.Error, OSError, TimeoutError)
+# CredentialsError: an identity file named in the environment but unusable (its text says which).
+UNREACHABLE = (ConnectionError, nats.errors.Error, OSError, TimeoutError, CredentialsError)
 
 
 def subject_arg(text: str) -> str:
@@ -119,6 +120,8 @@ async def connect_ops(url: str, timeout_s: float) -> Client:
 def describe_failure(url: str, timeout_s: float, exc: BaseException) -> str:
     if isinstance(exc, NatsConnectError) and exc.refusal is not None:
         return f"NATS at {redact_url(url)} refused the connection: {exc.refusal}"
+    if isinstance(exc, CredentialsError):
+        return f"cannot connect to NATS at {redact_url(url)}: {exc}"
     # `connect` turns its bounded first attempt's timeout into a ConnectionError from it.
     if isinstance(exc, TimeoutError | nats.errors.NoServersError) or isinstance(
         exc.__cause__, TimeoutError

@@ -40,12 +40,17 @@ def redact_url(url: str) -> str:
 
 
 def _redact_one(url: str) -> str:
+    url = url.strip()
+    if "://" not in url:
+        # nats-py takes `user:password@host:port` without a scheme too (as nats://).
+        shown = _redact_one("nats://" + url)
+        return shown.removeprefix("nats://")
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(url)
     except ValueError:
         return "[unparsable NATS URL]"
     if "@" not in parts.netloc:
-        return url.strip()
+        return url
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user, has_password, _ = userinfo.partition(":")
     # A lone userinfo is a token (nats://token@host): as secret as a password.
