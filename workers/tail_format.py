@@ -248,10 +248,15 @@ def format_message(
 
 def render(record: Mapping[str, Any], *, compact: bool = False) -> str:
     """The record as pretty JSON (default) or one line (`compact`, for grep and jq); no newline."""
+    return render_json(record, compact=compact)
+
+
+def render_json(value: Any, *, compact: bool = False) -> str:
+    """Any JSON value as `render` prints it: readable UTF-8, but terminal-safe."""
     if compact:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     else:
-        text = json.dumps(record, ensure_ascii=False, indent=2)
+        text = json.dumps(value, ensure_ascii=False, indent=2)
     # json escapes C0 itself; DEL, C1 and bidi controls it leaves raw (valid JSON, unsafe on a
     # terminal). Outside strings the output has only ASCII, so this touches strings only.
     return _JSON_UNSAFE.sub(_escape_unsafe, text)

@@ -415,3 +415,23 @@ def test_help_of_both_commands_exits_0() -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith(f"usage: relay {command}")
+
+
+async def test_svc_refused_by_the_server_says_so_and_exits_1(tmp_path: Path) -> None:
+    """A user that may not publish $SRV gets a permissions violation, not "nobody answered"."""
+    conf = tmp_path / "auth.conf"
+    conf.write_text(
+        "authorization {\n"
+        "  users = [\n"
+        "    { user: ops, password: ops-dev-password,\n"
+        '      permissions: { subscribe: { allow: ["_INBOX_ops.>"] },\n'
+        '                     publish: { allow: ["relay.>"] } } }\n'
+        "  ]\n"
+        "}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_NATS_")}
+    async with NatsServer(config_file=conf, jetstream=False) as server:
+        code, out, err = await run_relay("svc", "--nats", server.url, "--wait", "0.3", env=env)
+    assert (code, out) == (1, "")
+    assert "refused the discovery requests" in err
+    assert "permissions violation" in err.lower()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from workers import svc_format
+from workers import svc_format, tail_format
 from workers.cli.args import positive_float
 from workers.cli.tail import (
     EXIT_OK,
@@ -30,6 +29,7 @@ from workers.cli.tail import (
     connect_ops,
     describe_failure,
     nats_url_arg,
+    permission_problem,
 )
 
 INFO_SUBJECT = "$SRV.INFO"
@@ -87,23 +87,29 @@ async def gather(nc: Client, wait_s: float) -> list[dict[str, Any]]:
     return svc_format.merge(infos, stats)
 
 
-async def _svc(args: argparse.Namespace) -> list[dict[str, Any]]:
+async def _svc(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
+    """The services that answered, and the server's refusal of our requests if it refused."""
     nc = await connect_ops(args.nats, args.timeout)
     try:
         wait_s: float = args.wait
-        return await gather(nc, wait_s)
+        services = await gather(nc, wait_s)
+        return services, permission_problem(nc)
     finally:
         await nc.close()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        services = asyncio.run(_svc(args))
+        services, problem = asyncio.run(_svc(args))
     except UNREACHABLE as exc:
         print(f"relay svc: {describe_failure(args.nats, args.timeout, exc)}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    if problem is not None and not services:
+        # Silence because the server refused our $SRV requests is not "nobody runs".
+        print(f"relay svc: the server refused the discovery requests: {problem}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     if args.json:
-        print(json.dumps(services, indent=2, ensure_ascii=False))
+        print(tail_format.render_json(services))
     else:
         print(svc_format.render(services, wait_s=args.wait), end="")
     return EXIT_OK

@@ -198,7 +198,7 @@ async def sync_with_server(nc: Client, timeout_s: float) -> None:
     await nc.flush(timeout=whole_seconds)
 
 
-def _permission_problem(nc: Client) -> str | None:
+def permission_problem(nc: Client) -> str | None:
     err = nc.last_error
     if err is not None and "permissions violation" in str(err).lower():
         return str(err)
@@ -235,7 +235,7 @@ async def _tail_on(nc: Client, args: argparse.Namespace, stop: asyncio.Event) ->
         for subject in args.subjects:
             subs.append(await nc.subscribe(subject, cb=printer.on_msg))
         await sync_with_server(nc, args.timeout)
-    problem = _permission_problem(nc)
+    problem = permission_problem(nc)
     if problem is not None:
         print(
             f"relay tail: the {ACTOR} user may not subscribe to {', '.join(args.subjects)}: "
