@@ -22,7 +22,7 @@ from nats.aio.client import Client
 from schemas import capability, rpc, subjects
 from schemas.proto.gen import vault_pb2
 from workers import enclave_crypto, owner
-from workers.runtime.bus import Headers, Service
+from workers.runtime.bus import Handler, Headers, Service
 
 log = logging.getLogger("relay.vault")
 
@@ -127,13 +127,34 @@ async def serve_capability(
             outcome = capability.CapabilityOutcome(error="bad capability call")
         return capability.ENCODER.encode(outcome)
 
-    svc = Service(nc, name=name, description=f"reference {capability_id}")
+    return await capability_service(
+        nc,
+        capability_id=capability_id,
+        methods=methods,
+        name=name,
+        description=f"reference {capability_id}",
+        handler=serve,
+    )
+
+
+async def capability_service(
+    nc: Client,
+    *,
+    capability_id: str,
+    methods: tuple[str, ...],
+    name: str,
+    description: str,
+    handler: Handler,
+) -> Service:
+    """A started micro service answering `handler` on `cap.v1.<capability>.<method>` for each
+    method, in the capability queue group (reference workers and test DONs alike)."""
+    svc = Service(nc, name=name, description=description)
     for method in methods:
         await svc.add_endpoint(
             name=subjects.encode_token(method),
             subject=subjects.capability(capability_id, method),
             queue=subjects.QUEUE_CAPABILITY,
-            handler=serve,
+            handler=handler,
         )
     await svc.start()
     return svc

@@ -31,6 +31,7 @@ from workers.registry_store import load_entries
 from workers.runtime.bus import Headers, Service, connect, request
 from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings
+from workers.vault_ref import capability_service
 
 DON, NODE = "relay-don", "node-0"
 WORKFLOW_DON_ID, WORKFLOW_DON_CONFIG_VERSION = 42, 7
@@ -208,16 +209,14 @@ class FakeDon:
                 await asyncio.sleep(self.delay_s)
             return capability.ENCODER.encode(self.answer(call))
 
-        svc = Service(nc, name=name, description=f"fake {capability_id}")
-        for method in methods:
-            await svc.add_endpoint(
-                name=subjects.encode_token(method),
-                subject=subjects.capability(capability_id, method),
-                queue=subjects.QUEUE_CAPABILITY,
-                handler=serve,
-            )
-        self.service = svc
-        await svc.start()
+        self.service = await capability_service(
+            nc,
+            capability_id=capability_id,
+            methods=methods,
+            name=name,
+            description=f"fake {capability_id}",
+            handler=serve,
+        )
         return self
 
     async def stop(self) -> None:
