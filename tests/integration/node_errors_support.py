@@ -23,15 +23,15 @@ from nats.aio.client import Client
 
 from schemas import capability, rpc, subjects
 from schemas.proto.gen import vault_pb2
-from workers import binding
 from workers.attestation.testchain import TestChain
-from workers.devseed import seed_entries_for, seed_with_measurements
-from workers.node import NodeProcess
-from workers.registry_store import load_entries
+from workers.node.process import NodeProcess
+from workers.protocol import binding
+from workers.reference.vault import capability_service
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime.bus import Headers, Service, connect, request
 from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings
-from workers.vault_ref import capability_service
 
 DON, NODE = "relay-don", "node-0"
 WORKFLOW_DON_ID, WORKFLOW_DON_CONFIG_VERSION = 42, 7

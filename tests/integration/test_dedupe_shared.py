@@ -26,16 +26,16 @@ from tests.integration.node_errors_support import (
     node_settings,
 )
 from workers.attestation.testchain import TestChain
-from workers.dedupe_shared import (
+from workers.dispatch.dedupe_shared import (
     BUCKET,
     BUCKET_MAX_BYTES,
     BUCKET_MAX_VALUE_BYTES,
     DedupeUnavailable,
     SharedDeduplicator,
 )
-from workers.devseed import seed_entries_for
-from workers.node import NodeProcess
-from workers.registry_store import load_entries
+from workers.node.process import NodeProcess
+from workers.registry.devseed import seed_entries_for
+from workers.registry.store import load_entries
 from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer
 

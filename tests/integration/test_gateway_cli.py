@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 
 from tests.integration.gateway_fakes import fake_don, honest, rpc_body, unique_don
-from workers.devseed import seed_entries_for, seed_with_measurements
-from workers.registry_store import load_entries
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer, free_port
 

@@ -20,11 +20,11 @@ from nats.aio.msg import Msg
 
 from schemas import bus, rpc, subjects
 from tests.integration.node_errors_support import node_settings
-from workers import binding
 from workers.attestation.testchain import TestChain, fake_pcrs
-from workers.devseed import seed_entries_for, seed_with_measurements
-from workers.node import NodeProcess
-from workers.registry_store import load_entries
+from workers.node.process import NodeProcess
+from workers.protocol import binding
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime.bus import Headers, Service, connect, request_msg
 from workers.runtime.natsserver import NatsServer
 

@@ -15,11 +15,12 @@ from nats.aio.client import Client
 
 from schemas import rpc, subjects
 from schemas.proto.gen import sdk_pb2
-from workers import binding, enclave_crypto
 from workers.attestation.testchain import TestChain
-from workers.devseed import seed_entries_for, seed_with_measurements
-from workers.node import NodeProcess
-from workers.registry_store import load_entries
+from workers.node.process import NodeProcess
+from workers.protocol import binding
+from workers.reference import enclave_crypto
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime.bus import request
 from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings

@@ -28,8 +28,8 @@ from tests.integration.node_errors_support import (
     logged_errors,
     secrets_params,
 )
-from workers import binding
 from workers.attestation.testchain import fake_pcrs
+from workers.protocol import binding
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -31,9 +31,9 @@ from tests.integration.node_errors_support import (
     secrets_params,
 )
 from workers.attestation.testchain import TestChain
-from workers.devseed import seed_entries_for
-from workers.registry_store import load_entries
-from workers.registry_view import capability_key, node_key
+from workers.registry.devseed import seed_entries_for
+from workers.registry.store import load_entries
+from workers.registry.view import capability_key, node_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -33,15 +33,16 @@ from nats.aio.msg import Msg
 from schemas import bus, rpc, subjects
 from schemas.proto.gen import sdk_pb2
 from tests.conftest import REPO_ROOT
-from workers import binding, enclave_crypto
 from workers.attestation.testchain import TestChain
-from workers.dedupe_shared import BUCKET, SharedDeduplicator
-from workers.devseed import seed_entries_for, seed_with_measurements
+from workers.dispatch.dedupe_shared import BUCKET, SharedDeduplicator
 from workers.gateway.actor import GatewayActor, GatewaySettings
 from workers.gateway.handler import HandlerConfig
 from workers.gateway.membership import RegistryMembership
-from workers.node import NODE_ACTORS, REFERENCE_ACTORS, NodeProcess
-from workers.registry_store import load_entries
+from workers.node.process import NODE_ACTORS, REFERENCE_ACTORS, NodeProcess
+from workers.protocol import binding
+from workers.reference import enclave_crypto
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime import credentials
 from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer

@@ -15,9 +15,9 @@ from nats.aio.client import Client
 
 from schemas import bus, subjects
 from tests.conftest import REPO_ROOT
-from workers import registry
-from workers.registry_store import load_entries, open_bucket, read_seed_file
-from workers.registry_view import RegistryView, capability_key
+from workers.registry import actor as registry
+from workers.registry.store import load_entries, open_bucket, read_seed_file
+from workers.registry.view import RegistryView, capability_key
 from workers.runtime.bus import connect, request
 from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
-from workers.registry_store import read_seed_file, to_seed
-from workers.registry_view import build_view
+from workers.registry.store import read_seed_file, to_seed
+from workers.registry.view import build_view
 from workers.runtime.natsserver import NatsServer, free_port
 
 EXAMPLE = REPO_ROOT / "deploy" / "registry.example.json"

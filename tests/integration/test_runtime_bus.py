@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client
 
 from schemas import bus
-from workers.registry_client import ActorRegistry
+from workers.registry.client import ActorRegistry
 from workers.runtime.bus import (
     MAX_SUBJECT_BYTES,
     Headers,

@@ -23,9 +23,10 @@ from google.protobuf import any_pb2, wrappers_pb2
 
 from schemas import rpc, subjects
 from schemas.proto.gen import sdk_pb2
-from workers import binding, enclave_crypto
 from workers.attestation.testchain import TestChain
-from workers.devseed import seed_with_measurements
+from workers.protocol import binding
+from workers.reference import enclave_crypto
+from workers.registry.devseed import seed_with_measurements
 from workers.runtime.bus import connect, request
 from workers.runtime.credentials import credentials_for
 from workers.runtime.natsserver import free_port

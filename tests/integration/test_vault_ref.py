@@ -13,7 +13,8 @@ from nats.aio.client import Client
 
 from schemas import capability, rpc
 from schemas.proto.gen import vault_pb2
-from workers import enclave_crypto, vault_ref
+from workers.reference import enclave_crypto
+from workers.reference import vault as vault_ref
 
 OWNER = "0x52908400098527886E0F7030069857D2E4169EE7"  # EIP-55 form, as dispatch sends it
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.node import ALL_ACTORS, NODE_ACTORS
+from workers.node.process import ALL_ACTORS, NODE_ACTORS
 from workers.runtime.bus import Service
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -46,13 +46,14 @@ from nats.aio.client import Client
 
 from schemas import rpc, subjects
 from schemas.proto.gen import sdk_pb2
-from workers import binding, enclave_crypto
 from workers.attestation import MeasurementIndex, TrustRoots, Verifier
 from workers.attestation.testchain import TestChain
 from workers.cli.node import wait_ready
-from workers.devseed import seed_entries_for, seed_with_measurements
-from workers.node import ALL_ACTORS
-from workers.registry_store import load_entries
+from workers.node.process import ALL_ACTORS
+from workers.protocol import binding
+from workers.reference import enclave_crypto
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime.bus import connect, request
 from workers.runtime.loop import run_loop
 from workers.runtime.natsserver import NatsServer

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from schemas import rpc
 from schemas.gojson import GoJSONError
-from workers import binding
+from workers.protocol import binding
 
 
 def register_hash(attest_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,4 +1,4 @@
-"""`relay demo`: the whole mission end to end on this machine (see workers/demo.py)."""
+"""`relay demo`: the whole mission end to end on this machine (see workers/node/demo.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 def _run(args: argparse.Namespace) -> int:
     # The demo prints its own account; actors' logs only matter when something goes wrong.
     logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "CRITICAL"))
-    from workers.demo import run_demo
+    from workers.node.demo import run_demo
 
     ok = asyncio.run(run_demo(lambda line: print(line, flush=True)))
     return 0 if ok else 1

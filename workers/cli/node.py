@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workers.node import ALL_ACTORS, start_actor
+from workers.node.process import ALL_ACTORS, start_actor
 from workers.runtime.logs import configure as configure_logs
 from workers.runtime.loop import run_loop
 from workers.runtime.settings import NodeSettings
@@ -121,7 +121,7 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
 def listens_on(actor: str, settings: NodeSettings) -> list[str]:
     """The subjects an actor serves (for the ready report)."""
     from schemas import rpc, subjects
-    from workers import echo_ref
+    from workers.reference import echo as echo_ref
 
     don, node = settings.don, settings.node
     if actor in ("dispatch-secrets", "dispatch-capability"):
@@ -206,7 +206,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def _cmd_up(args: argparse.Namespace) -> int:
     configure_logs("up", default_level="WARNING")
-    from workers.node import embedded_server, seed_registry
+    from workers.node.process import embedded_server, seed_registry
 
     server = None
     procs: dict[str, subprocess.Popen[str]] = {}

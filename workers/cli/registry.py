@@ -23,9 +23,9 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from schemas import bus, subjects
-from workers import registry
-from workers.registry_store import LoadResult, load_entries, read_seed_file, read_view, to_seed
-from workers.registry_view import RegistryDataError, RegistryView
+from workers.registry import actor as registry
+from workers.registry.store import LoadResult, load_entries, read_seed_file, read_view, to_seed
+from workers.registry.view import RegistryDataError, RegistryView
 from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import credentials_for, redact_url
 

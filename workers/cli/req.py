@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nats.errors
 
-from workers import tail_format
+from workers.cli import tail_format
 from workers.cli.args import positive_float
 from workers.cli.tail import EXIT_OK, EXIT_UNREACHABLE, describe_failure, nats_url_arg
 from workers.runtime.bus import StageTimeout, StageUnavailable, connect, request_msg

@@ -20,7 +20,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from workers import svc_format, tail_format
+from workers.cli import svc_format, tail_format
 from workers.cli.args import positive_float
 from workers.cli.tail import (
     EXIT_OK,

@@ -1,6 +1,6 @@
 """`relay tail [SUBJECT ...]`: print the messages on relay subjects, decoded (what `nats sub` does).
 
-Connects as the read-only `ops` actor and prints each message as JSON (`workers.tail_format`):
+Connects as the read-only `ops` actor and prints each message as JSON (`workers.cli.tail_format`):
 the subject and its decoded parts, the receive time, reply subject, headers, size and the body
 (JSON as JSON, text as text, binary as base64; long base64 fields shortened unless --full).
 Pretty JSON by default, one line per message with --compact. Stops after --count messages,
@@ -26,7 +26,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from workers import tail_format
+from workers.cli import tail_format
 from workers.cli.args import positive_float, positive_int
 from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import CredentialsError, credentials_for, redact_url

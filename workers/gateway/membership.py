@@ -10,8 +10,8 @@ from __future__ import annotations
 from nats.aio.client import Client
 
 from workers.gateway.handler import DonConfig, MembershipUnavailable
-from workers.registry import RegistryCache
-from workers.registry_view import RegistryView
+from workers.registry.actor import RegistryCache
+from workers.registry.view import RegistryView
 
 
 class RegistryMembership:
