@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 
+from workers.cli.args import env_servers, js_domain, nats_servers_arg
 from workers.gateway.actor import GatewayActor, GatewaySettings
 from workers.gateway.handler import (
     DonConfig,
@@ -28,6 +29,7 @@ from workers.gateway.membership import RegistryMembership
 from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
 from workers.runtime.bus import connect
 from workers.runtime.credentials import credentials_for
+from workers.runtime.jetstream import env_domain
 from workers.runtime.logs import configure as configure_logs
 from workers.runtime.loop import run_loop
 
@@ -64,7 +66,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run the gateway: fan requests out to the relay DON, answer on F+1 agreement",
         description=__doc__,
     )
-    p.add_argument("--nats", default=os.environ.get("RELAY_NATS_URL", "nats://127.0.0.1:4222"))
+    nats_servers_arg(p, default=env_servers())
+    p.add_argument(
+        "--js-domain",
+        type=js_domain,
+        default=None,
+        help="JetStream domain of the registry bucket, with --members-from-registry"
+        " (default: $RELAY_JS_DOMAIN, else the server's own)",
+    )
     p.add_argument("--user", default=os.environ.get("RELAY_NATS_USER"))
     p.add_argument("--password", default=os.environ.get("RELAY_NATS_PASSWORD"))
     p.add_argument("--don", default=os.environ.get("RELAY_DON", "relay-don"), help="relay DON name")
@@ -118,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             f = args.f if args.f is not None else (len(members) - 1) // 3
             don = DonConfig(name=args.don, f=f, members=members)
         http = None if args.http == "off" else parse_host_port(args.http)
+        args.js_domain = args.js_domain or env_domain()
         config = HandlerConfig(
             request_timeout_s=args.request_timeout,
             node_send_timeout_s=args.node_send_timeout,
@@ -164,7 +174,7 @@ async def _serve(
     following: RegistryMembership | None = None
     membership: Membership
     if don is None:
-        following = RegistryMembership(args.don)
+        following = RegistryMembership(args.don, js_domain=args.js_domain)
         try:
             await following.start(nc, wait_s=REGISTRY_WAIT_S)
         except Exception:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from workers.cli.args import nats_servers_arg, positive_int
 from workers.node.process import ALL_ACTORS, start_actor
 from workers.runtime.logs import configure as configure_logs
 from workers.runtime.loop import run_loop
@@ -22,6 +23,7 @@ from workers.runtime.telemetry import RelayMetrics
 log = logging.getLogger("relay.up")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_SEED = str(REPO_ROOT / "deploy" / "registry.example.json")
 DEFAULT_METRICS_PORT = 9464  # the OpenTelemetry Prometheus exporter's customary port
 
 
@@ -36,9 +38,7 @@ def _settings(args: argparse.Namespace) -> NodeSettings:
 
 
 def _add_node_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--nats", help="NATS URL (default: $RELAY_NATS_URL or nats://127.0.0.1:4222)"
-    )
+    nats_servers_arg(parser)
     parser.add_argument("--don", help="relay DON name (default: $RELAY_DON or relay-don)")
     parser.add_argument("--node", help="this node's address (default: $RELAY_NODE or node-0)")
     parser.add_argument(
@@ -220,9 +220,22 @@ def _cmd_up(args: argparse.Namespace) -> int:
             server.start_sync()
             settings = dataclasses.replace(settings, nats_url=server.url)
             print(f"embedded nats-server {server.url} (pid {server.pid}, JetStream in a temp dir)")
-        if args.seed:
-            asyncio.run(seed_registry(settings.nats_url, Path(args.seed)))
-            print(f"registry seeded from {args.seed}")
+        # The embedded server gets the example registry unless told otherwise; a server given
+        # with --nats (or $RELAY_NATS_URL) may hold a DON's shared registry, which `relay up`
+        # must never overwrite (nor prune) unless --seed names a file explicitly.
+        seed = args.seed if args.seed is not None else (EXAMPLE_SEED if server else "")
+        if seed:
+            asyncio.run(
+                seed_registry(
+                    settings.nats_url,
+                    Path(seed),
+                    replicas=args.replicas,
+                    domain=settings.js_domain,
+                )
+            )
+            print(f"registry seeded from {seed}")
+        elif server is None:
+            print("registry: using the server's (no --seed given, nothing written)")
         extra = ["--dev-root", str(settings.dev_root_pem)] if settings.dev_root_pem else []
         metrics_port = (
             DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
@@ -271,8 +284,15 @@ def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _add_node_options(up)
     up.add_argument(
         "--seed",
-        default=str(REPO_ROOT / "deploy" / "registry.example.json"),
-        help="registry seed file loaded at start ('' to skip)",
+        default=None,
+        help="registry seed file loaded at start (default: the example seed on the embedded"
+        " server, nothing with --nats; '' skips)",
+    )
+    up.add_argument(
+        "--replicas",
+        type=positive_int,
+        default=None,
+        help="replicas of the registry bucket the seed is written to (3 on a cluster)",
     )
     up.add_argument(
         "--actors",

@@ -23,11 +23,14 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from schemas import bus, subjects
+from workers.cli.args import env_servers, js_domain, nats_servers_arg, positive_int
 from workers.registry import actor as registry
 from workers.registry.store import LoadResult, load_entries, read_seed_file, read_view, to_seed
 from workers.registry.view import RegistryDataError, RegistryView
+from workers.runtime import jetstream
 from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import credentials_for, redact_url
+from workers.runtime.jetstream import env_domain, env_replicas
 
 EXIT_OK = 0
 EXIT_UNREACHABLE = 1
@@ -45,6 +48,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="do not delete registry keys the file does not mention",
     )
+    load.add_argument(
+        "--replicas",
+        type=positive_int,
+        default=None,
+        help="replicas of the bucket's stream: 1 on a single server, 3 on a cluster; applied"
+        " to a new bucket and changed on an existing one (default: $RELAY_KV_REPLICAS, else 1"
+        " for a new bucket and unchanged for an existing one)",
+    )
     _connection_args(load)
     load.set_defaults(func=run_load)
 
@@ -55,7 +66,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nats", default=os.environ.get("RELAY_NATS_URL", "nats://127.0.0.1:4222"))
+    nats_servers_arg(p, default=env_servers())
+    p.add_argument(
+        "--js-domain",
+        type=js_domain,
+        default=None,
+        help="JetStream domain of the registry bucket (default: $RELAY_JS_DOMAIN, else the"
+        " server's own)",
+    )
     p.add_argument("--user", default=os.environ.get("RELAY_NATS_USER"))
     p.add_argument("--password", default=os.environ.get("RELAY_NATS_PASSWORD"))
     p.add_argument("--bucket", default=subjects.REGISTRY_BUCKET, help=argparse.SUPPRESS)
@@ -71,7 +89,21 @@ def _problems(exc: RegistryDataError, out: TextIO) -> None:
 _UNREACHABLE = (nats.errors.Error, OSError, TimeoutError)
 
 
+def _resolve_domain(args: argparse.Namespace) -> bool:
+    """--js-domain, else $RELAY_JS_DOMAIN (checked here: a bad one is a line, not a traceback)."""
+    try:
+        args.js_domain = _domain(args)
+        if getattr(args, "replicas", None) is None and hasattr(args, "replicas"):
+            args.replicas = _replicas(args)
+    except ValueError as exc:
+        print(f"relay registry: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def run_load(args: argparse.Namespace) -> int:
+    if not _resolve_domain(args):
+        return EXIT_BAD_DATA
     try:
         entries = read_seed_file(args.file)
     except OSError as exc:
@@ -90,6 +122,8 @@ def run_load(args: argparse.Namespace) -> int:
         )
         return EXIT_UNREACHABLE
     created = " (created the bucket)" if result.created_bucket else ""
+    if result.changed_replicas:
+        created += f" (now {result.replicas} replicas)"
     print(
         f"loaded {args.file} into KV bucket {args.bucket}{created}: {len(result.put)} written, "
         f"{len(result.deleted)} deleted, {result.unchanged} unchanged; revision {result.revision}"
@@ -100,12 +134,21 @@ def run_load(args: argparse.Namespace) -> int:
 async def _load(args: argparse.Namespace, entries: dict[str, bytes]) -> LoadResult:
     nc = await _connect(args)
     try:
-        return await load_entries(nc, entries, bucket=args.bucket, prune=not args.keep_others)
+        return await load_entries(
+            nc,
+            entries,
+            bucket=args.bucket,
+            prune=not args.keep_others,
+            domain=_domain(args),
+            replicas=_replicas(args),
+        )
     finally:
         await nc.close()
 
 
 def run_show(args: argparse.Namespace) -> int:
+    if not _resolve_domain(args):
+        return EXIT_BAD_DATA
     try:
         view = asyncio.run(_show(args))
     except RegistryDataError as exc:
@@ -128,9 +171,19 @@ def run_show(args: argparse.Namespace) -> int:
 async def _show(args: argparse.Namespace) -> RegistryView:
     nc = await _connect(args)
     try:
-        return await read_view(nc, bucket=args.bucket)
+        return await read_view(nc, bucket=args.bucket, domain=_domain(args))
     finally:
         await nc.close()
+
+
+def _domain(args: argparse.Namespace) -> str | None:
+    return args.js_domain if args.js_domain else env_domain()
+
+
+def _replicas(args: argparse.Namespace) -> int | None:
+    if args.replicas is not None:
+        return int(args.replicas)
+    return env_replicas() if os.environ.get("RELAY_KV_REPLICAS", "").strip() else None
 
 
 async def _connect(args: argparse.Namespace) -> Client:
@@ -158,11 +211,10 @@ def _describe(exc: BaseException) -> str:
         if exc.refusal is not None:
             return f"NATS refused the connection: {exc.refusal}"
         return "no NATS server answered"
-    if isinstance(exc, nats.errors.NoServersError | TimeoutError):
-        return "no NATS server answered"
     if isinstance(exc, nats.js.errors.BucketNotFoundError):
         return "the registry bucket does not exist (run `relay registry load FILE` first)"
-    return str(exc) or type(exc).__name__
+    # Connected by now: a timeout is JetStream's silence, not the server's.
+    return jetstream.describe(exc)
 
 
 def _lookup(reply: msgspec.Struct) -> str:

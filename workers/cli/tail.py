@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from workers.cli import tail_format
-from workers.cli.args import positive_float, positive_int
+from workers.cli.args import env_servers, nats_servers_arg, positive_float, positive_int
 from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import CredentialsError, credentials_for, redact_url
 
@@ -50,11 +50,7 @@ def subject_arg(text: str) -> str:
 
 
 def nats_url_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--nats",
-        default=os.environ.get("RELAY_NATS_URL", "nats://127.0.0.1:4222"),
-        help="NATS URL (default: $RELAY_NATS_URL or nats://127.0.0.1:4222)",
-    )
+    nats_servers_arg(p, default=env_servers())
     p.add_argument(
         "--timeout",
         type=positive_float,

@@ -165,7 +165,9 @@ class CapabilityDispatcher:
 async def run(nc: Client, settings: NodeSettings) -> Service:
     registry = await open_registry(nc, settings)
     dedupe: Dedupe = (
-        await SharedDeduplicator.open(nc, settings.node)
+        await SharedDeduplicator.open(
+            nc, settings.node, js_domain=settings.js_domain, replicas=settings.kv_replicas
+        )
         if settings.dedupe == "shared"
         else Deduplicator(size_of=bus.dispatch_reply_size)
     )

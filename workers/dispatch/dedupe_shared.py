@@ -35,6 +35,7 @@ from nats.js.kv import KeyValue
 
 from schemas import bus, subjects
 from workers.dispatch.dedupe import Deduplicator
+from workers.runtime import jetstream
 
 log = logging.getLogger("relay.dedupe")
 
@@ -70,13 +71,22 @@ class SharedDeduplicator:
         self.executions = 0
 
     @classmethod
-    async def open(cls, nc: Client, node: str, *, ttl_s: float = 600.0) -> SharedDeduplicator:
-        """The bucket, created on first use (one replica per server; clustered: set replicas)."""
-        js = nc.jetstream(timeout=2.0)
+    async def open(
+        cls,
+        nc: Client,
+        node: str,
+        *,
+        ttl_s: float = 600.0,
+        js_domain: str | None = None,
+        replicas: int = 1,
+    ) -> SharedDeduplicator:
+        """The bucket, created on first use with `replicas` (RELAY_KV_REPLICAS: 3 on a cluster,
+        so a server's loss does not stop capability calls) in `js_domain`."""
+        js = jetstream.context(nc, timeout_s=2.0, domain=js_domain)
         try:
-            kv = await js.key_value(BUCKET)
+            kv = await jetstream.key_value(js, BUCKET, domain=js_domain)
         except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(
+            await js.create_key_value(
                 bucket=BUCKET,
                 history=1,
                 ttl=ttl_s,
@@ -86,7 +96,9 @@ class SharedDeduplicator:
                 max_bytes=BUCKET_MAX_BYTES,
                 max_value_size=BUCKET_MAX_VALUE_BYTES,
                 description="relay: one execution per logical capability call (PROTOCOL 7.9)",
+                replicas=replicas,
             )
+            kv = await jetstream.key_value(js, BUCKET, domain=js_domain)
         return cls(kv, node)
 
     def kv_key(self, key: str) -> str:
@@ -133,7 +145,9 @@ class SharedDeduplicator:
                     raise DedupeUnavailable(f"capability call {kv_key} is still running elsewhere")
                 await asyncio.sleep(self._poll_s)
         except _UNREACHABLE as exc:
-            raise DedupeUnavailable(f"dedupe store {BUCKET} unreachable: {exc!r}") from exc
+            raise DedupeUnavailable(
+                f"dedupe store {BUCKET} unreachable: {jetstream.describe(exc)}"
+            ) from exc
         self.executions += 1
         try:
             outcome = await work()

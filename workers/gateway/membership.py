@@ -15,9 +15,11 @@ from workers.registry.view import RegistryView
 
 
 class RegistryMembership:
-    def __init__(self, don_name: str, cache: RegistryCache | None = None) -> None:
+    def __init__(
+        self, don_name: str, cache: RegistryCache | None = None, *, js_domain: str | None = None
+    ) -> None:
         self._name = don_name
-        self._cache = cache or RegistryCache()
+        self._cache = cache or RegistryCache(js_domain=js_domain)
         self._don: DonConfig | None = None
         self._cache.add_listener(self._update)
 

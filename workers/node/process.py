@@ -152,13 +152,15 @@ def embedded_server() -> NatsServer:
     return NatsServer(config_file=config if config.is_file() else None, jetstream=True)
 
 
-async def seed_registry(url: str, seed_file: Path) -> None:
+async def seed_registry(
+    url: str, seed_file: Path, *, replicas: int | None = None, domain: str | None = None
+) -> None:
     """Write a seed file into the registry bucket, as `relay registry load` does."""
     from workers.registry.store import load_seed_file
 
     user, password = credentials_for("registry-admin")
     nc = await connect(url, actor="registry-admin", user=user, password=password)
     try:
-        await load_seed_file(nc, seed_file)
+        await load_seed_file(nc, seed_file, replicas=replicas, domain=domain)
     finally:
         await nc.close()

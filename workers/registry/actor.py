@@ -38,6 +38,7 @@ from workers.registry.view import (
     RegistryView,
     build_view,
 )
+from workers.runtime import jetstream
 from workers.runtime.bus import Handler, Headers, Service
 from workers.runtime.settings import NodeSettings
 
@@ -198,6 +199,7 @@ class RegistryCache:
         self,
         *,
         bucket: str = subjects.REGISTRY_BUCKET,
+        js_domain: str | None = None,
         retry_interval_s: float = 0.5,
         tick_s: float = 0.2,
         # Two checks confirm a stalled watch: at 0.4 s apart a dead one is replaced within the
@@ -208,6 +210,7 @@ class RegistryCache:
         request_timeout_s: float = 1.0,
     ) -> None:
         self.bucket = bucket
+        self.js_domain = js_domain
         self._retry_interval_s = retry_interval_s
         self._tick_s = tick_s
         self._health_interval_s = health_interval_s
@@ -307,7 +310,7 @@ class RegistryCache:
             except (_WatchLost, nats.errors.Error, OSError, TimeoutError) as exc:
                 what = "keeping" if self._view.loaded else "no view yet, failing closed;"
                 self._set_problem(
-                    f"KV bucket {self.bucket} unreachable ({type(exc).__name__}: {exc}); "
+                    f"KV bucket {self.bucket} unreachable ({jetstream.describe(exc, domain=self.js_domain)}); "
                     f"{what} revision {self._view.revision}"
                 )
             except Exception:
@@ -318,7 +321,7 @@ class RegistryCache:
     async def _watch(self, nc: Client) -> None:
         if not nc.is_connected:
             raise _WatchLost("not connected to NATS")
-        js = nc.jetstream(timeout=self._request_timeout_s)
+        js = jetstream.context(nc, timeout_s=self._request_timeout_s, domain=self.js_domain)
         kv = await js.key_value(self.bucket)
         reconnects = nc.stats["reconnects"]
         # Everything up to this sequence is in the initial delivery (the last value per key);
@@ -477,7 +480,7 @@ async def run(
     nc: Client, settings: NodeSettings, *, cache: RegistryCache | None = None
 ) -> RegistryService:
     """Watch the bucket and serve this node's registry subjects until the service is stopped."""
-    cache = cache or RegistryCache()
+    cache = cache or RegistryCache(js_domain=settings.js_domain)
     await cache.start(nc)
     actor = RegistryActor(cache, node=settings.node)
     svc = RegistryService(

@@ -50,7 +50,7 @@ class LocalRegistry:
         """Start the watch and wait (bounded) for the first view, so that an actor that says it
         is ready does not fail its first requests closed merely because its cache is still empty.
         A bucket that is missing or slow is not fatal: lookups fail closed until it loads."""
-        cache = registry.RegistryCache()
+        cache = registry.RegistryCache(js_domain=settings.js_domain)
         await cache.start(nc)
         try:
             await cache.wait_loaded(load_timeout_s)

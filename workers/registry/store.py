@@ -26,6 +26,7 @@ import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from schemas import subjects
@@ -43,6 +44,7 @@ from workers.registry.view import (
     don_key,
     node_key,
 )
+from workers.runtime import jetstream
 
 # Enough history to see what the last few loads changed (`nats kv history`), no more.
 BUCKET_HISTORY = 5
@@ -258,24 +260,66 @@ class LoadResult:
     unchanged: int
     revision: int
     created_bucket: bool
+    # The bucket's replicas after the load, and whether this load changed them.
+    replicas: int = 1
+    changed_replicas: bool = False
 
 
 async def open_bucket(
-    nc: Client, bucket: str = subjects.REGISTRY_BUCKET, *, create: bool, timeout_s: float = 5.0
+    nc: Client,
+    bucket: str = subjects.REGISTRY_BUCKET,
+    *,
+    create: bool,
+    timeout_s: float = 5.0,
+    domain: str | None = None,
+    replicas: int | None = None,
 ) -> tuple[KeyValue, bool]:
-    """The bucket, created if asked and missing; returns (kv, created)."""
-    js = nc.jetstream(timeout=timeout_s)
+    """The bucket in JetStream `domain`, created if asked and missing; returns (kv, created).
+
+    `replicas` (None: leave as is, 1 for a new bucket) is applied to a new bucket, and to an
+    existing one whose replicas differ: JetStream moves a live stream between R1 and R3 without
+    losing a write, which is how a registry created on one server becomes replicated once the
+    cluster exists (`relay registry load --replicas 3`).
+    """
+    js = jetstream.context(nc, timeout_s=timeout_s, domain=domain)
     try:
-        return await js.key_value(bucket), False
+        kv = await jetstream.key_value(js, bucket, domain=domain)
     except nats.js.errors.BucketNotFoundError:
         if not create:
             raise
-    kv = await js.create_key_value(
+    else:
+        if replicas is not None:
+            await _ensure_replicas(js, bucket, replicas)
+        return kv, False
+    await js.create_key_value(
         bucket=bucket,
         history=BUCKET_HISTORY,
         description="relay capabilities registry (docs/registry.md)",
+        replicas=replicas or 1,
     )
-    return kv, True
+    return await jetstream.key_value(js, bucket, domain=domain), True
+
+
+async def _ensure_replicas(js: JetStreamContext, bucket: str, replicas: int) -> bool:
+    stream = f"KV_{bucket}"
+    info = await js.stream_info(stream)
+    if info.config.num_replicas == replicas:
+        return False
+    await js.update_stream(info.config.evolve(num_replicas=replicas))
+    return True
+
+
+async def bucket_replicas(
+    nc: Client,
+    bucket: str = subjects.REGISTRY_BUCKET,
+    *,
+    domain: str | None = None,
+    timeout_s: float = 5.0,
+) -> int:
+    """How many replicas the bucket's stream has (what `relay registry show` reports)."""
+    js = jetstream.context(nc, timeout_s=timeout_s, domain=domain)
+    info = await js.stream_info(f"KV_{bucket}")
+    return info.config.num_replicas or 1
 
 
 async def initial_entries(
@@ -348,6 +392,8 @@ async def load_entries(
     *,
     bucket: str = subjects.REGISTRY_BUCKET,
     prune: bool = True,
+    domain: str | None = None,
+    replicas: int | None = None,
 ) -> LoadResult:
     """Make the bucket hold exactly `entries` under the layout's prefixes (create it if needed).
 
@@ -355,7 +401,13 @@ async def load_entries(
     under `dons.`, `capabilities.` and `nodes.` that the entries lack are deleted; other keys are
     never touched.
     """
-    kv, created = await open_bucket(nc, bucket, create=True)
+    before = None
+    if replicas is not None:
+        try:
+            before = await bucket_replicas(nc, bucket, domain=domain)
+        except nats.js.errors.NotFoundError:
+            before = None
+    kv, created = await open_bucket(nc, bucket, create=True, domain=domain, replicas=replicas)
     current, revision = await read_entries(kv)
     puts = sorted(
         (k for k in entries if current.get(k) != entries[k]), key=lambda k: (_write_order(k), k)
@@ -376,18 +428,30 @@ async def load_entries(
         unchanged=len(entries) - len(puts),
         revision=revision,
         created_bucket=created,
+        replicas=await bucket_replicas(nc, bucket, domain=domain),
+        changed_replicas=before is not None and before != replicas,
     )
 
 
 async def load_seed_file(
-    nc: Client, path: Path, *, bucket: str = subjects.REGISTRY_BUCKET, prune: bool = True
+    nc: Client,
+    path: Path,
+    *,
+    bucket: str = subjects.REGISTRY_BUCKET,
+    prune: bool = True,
+    domain: str | None = None,
+    replicas: int | None = None,
 ) -> LoadResult:
     """Validate a seed file, then load it (`relay up`, the demo and `relay registry load`)."""
-    return await load_entries(nc, read_seed_file(path), bucket=bucket, prune=prune)
+    return await load_entries(
+        nc, read_seed_file(path), bucket=bucket, prune=prune, domain=domain, replicas=replicas
+    )
 
 
-async def read_view(nc: Client, *, bucket: str = subjects.REGISTRY_BUCKET) -> RegistryView:
+async def read_view(
+    nc: Client, *, bucket: str = subjects.REGISTRY_BUCKET, domain: str | None = None
+) -> RegistryView:
     """The bucket's current view, built exactly as the actor builds it (RegistryDataError if bad)."""
-    kv, _ = await open_bucket(nc, bucket, create=False)
+    kv, _ = await open_bucket(nc, bucket, create=False, domain=domain)
     entries, revision = await read_entries(kv)
     return build_view(entries, revision=max(revision, 1))

@@ -28,6 +28,7 @@ from nats.micro.service import Service as MicroService
 
 from schemas import subjects
 from workers.runtime.credentials import production_options, redact_url
+from workers.runtime.servers import parse_servers
 
 log = logging.getLogger("relay.bus")
 
@@ -84,7 +85,10 @@ async def connect(
 
     Once connected it reconnects forever; the first connection, though, must succeed within
     `initial_timeout_s` (nats-py would otherwise retry it forever), so a mistyped URL fails fast.
+    `url` may be a comma-separated server list: nats-py tries each (a dead first server does not
+    stop the start) and reconnects to any of them. A malformed list raises `ServerListError`.
     """
+    servers = parse_servers(url)
 
     refusals: list[Exception] = []  # what the server itself said (not socket errors)
 
@@ -120,7 +124,7 @@ async def connect(
         options["user"] = user
         options["password"] = password or ""
     try:
-        return await asyncio.wait_for(nats.connect(url, **options), timeout=initial_timeout_s)
+        return await asyncio.wait_for(nats.connect(servers, **options), timeout=initial_timeout_s)
     except TimeoutError as exc:
         # Name what the server said: a refused password reads very differently from silence.
         refusal = refusals[0] if refusals else None

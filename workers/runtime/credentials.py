@@ -33,7 +33,8 @@ ACTORS = (
 def redact_url(url: str) -> str:
     """The NATS URL(s) fit for a log or an error: any password (or token) in them masked.
 
-    nats-py takes `nats://user:password@host:port` (and a comma-separated list of servers), so
+    nats-py takes `nats://user:password@host:port`, and the relay a comma-separated list of those
+    (`workers/runtime/servers.py`), so
     an operator's URL may carry a secret; everything we print or log names it through this.
     """
     return ",".join(_redact_one(part) for part in url.split(","))

@@ -113,6 +113,11 @@ class NatsServer:
         return cmd
 
     def start_sync(self, timeout_s: float = 10.0) -> None:
+        self.spawn()
+        self.wait_ready(timeout_s)
+
+    def spawn(self) -> None:
+        """Start the process without waiting (servers of a cluster wait for each other)."""
         if self._proc is not None and self._proc.poll() is None:
             return
         self._proc = subprocess.Popen(
@@ -122,6 +127,11 @@ class NatsServer:
             stderr=subprocess.DEVNULL if self._log_file is None else None,
             start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not sent to it
         )
+
+    def wait_ready(self, timeout_s: float = 10.0) -> None:
+        """Until the monitor's /healthz says ready (JetStream enabled, when it is on)."""
+        if self._proc is None:
+            raise NatsServerError("server not started")
         deadline = time.monotonic() + timeout_s
         health = f"http://{_HOST}:{self.monitor_port}/healthz"
         if self._jetstream:
@@ -140,6 +150,16 @@ class NatsServer:
             time.sleep(0.01)
         self.stop_sync()
         raise NatsServerError(f"nats-server not ready after {timeout_s}s")
+
+    def kill(self) -> None:
+        """SIGKILL by PID, no grace (a crash, for failure tests); the store dir is kept."""
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        self._proc = None
 
     def stop_sync(self, grace_s: float = 5.0) -> None:
         proc = self._proc

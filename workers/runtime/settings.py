@@ -13,6 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workers.runtime.jetstream import check_domain, check_replicas, env_domain, env_replicas
+from workers.runtime.servers import ServerListError, parse_servers
+
 DEFAULT_DON = "relay-don"
 DEFAULT_NODE = "node-0"
 DEFAULT_MAX_ATTESTATION_AGE_S = 300.0
@@ -122,10 +125,20 @@ class NodeSettings:
     # in the relay_dedupe KV bucket ("shared": for more than one dispatch-capability replica).
     dedupe: str = "local"
     metrics_port: int | None = None
+    # The JetStream domain of the relay's KV buckets (None: the server's own) and the replicas
+    # of the buckets the relay creates (docs/deployment.md; workers/runtime/jetstream.py).
+    js_domain: str | None = None
+    kv_replicas: int = 1
     gateway_id: str = "gateway"
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        try:
+            parse_servers(self.nats_url)
+        except ServerListError as exc:
+            raise ValueError(f"RELAY_NATS_URL (--nats): {exc}") from None
+        check_domain(self.js_domain)
+        check_replicas(self.kv_replicas)
         if self.dedupe not in {"local", "shared"}:
             raise ValueError(f"dedupe must be 'local' or 'shared', got {self.dedupe!r}")
         if self.registry_lookups not in {"local", "actor"}:
@@ -170,6 +183,8 @@ class NodeSettings:
             ),
             "registry_lookups": os.environ.get("RELAY_REGISTRY_LOOKUPS", "local"),
             "dedupe": os.environ.get("RELAY_DEDUPE", "local"),
+            "js_domain": env_domain(),
+            "kv_replicas": env_replicas(),
         }
         metrics_port = _env_port("RELAY_METRICS_PORT")
         if metrics_port is not None:
