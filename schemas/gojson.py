@@ -4,7 +4,9 @@ Why: the attestation binding hashes Go's re-marshal of the params (PROTOCOL 3.1)
 answers must be byte-identical to Go nodes' answers, so "close to Go" is not enough.
 
 Decoding (`unmarshal`) follows `json.Unmarshal` (Go 1.22+, 64-bit) for structs made of string
-fields, slices of such structs and `*json.RawMessage` fields:
+fields, slices of such structs, `*json.RawMessage` fields, nested and pointer structs, and the
+scalar kinds of `gojson_shapes.Kind` (`uint8`, `uint32`, `[]byte`, `[N]uint8`, slices of them,
+`map[string]string`) that the current protocol's structs use:
 
 - the whole text is validated first (`gojson_scan.parse`); a syntax error wins over any type
   error and nothing is decoded;
@@ -19,7 +21,14 @@ fields, slices of such structs and `*json.RawMessage` fields:
   becomes the array's length, and `[]` is an empty, non-nil slice. The capacity follows Go's
   `reflect.Value.Grow(1)` (runtime growth formula and malloc size classes), because a later,
   longer array re-exposes elements left beyond the length by an earlier, shorter one;
-- a type mismatch is recorded (the first one wins, with Go's error context) and decoding goes on.
+- a type mismatch is recorded (the first one wins, with Go's error context) and decoding goes on;
+- a `[]byte` is base64 (`StdEncoding`: a bad string is Go's saved `illegal base64 data at input
+  byte N`) or an array of numbers; `uint8`/`uint32` take only a decimal number in range (else
+  `number <text>` in the type error); a `[N]uint8` array zero-fills what a shorter JSON array
+  leaves and ignores extra elements unchecked; `null` sets slices, maps and pointers to nil and
+  leaves everything else as it was; a map decodes into the map already there (repeated key).
+  Not modelled: the capacity left behind a base64-decoded `[]byte` (only a later JSON *array*
+  with `null` elements on the same key could expose it).
 
 Go type names used in error texts (an assumption where the spec is silent): the relay's types
 live in package `confidentialrelay`, the envelope is the generic
@@ -34,11 +43,13 @@ Speed: honest input (Go-marshalled, exact keys) is decoded by a strict msgspec m
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any, Final
 
 import msgspec
 
+from schemas.gobase64 import GoBase64Error, go_base64_decode
 from schemas.gojson_errors import (
     GoJSONError,
     GoMarshalError,
@@ -48,20 +59,35 @@ from schemas.gojson_errors import (
 from schemas.gojson_fast import FastPath
 from schemas.gojson_scan import JSONNumber, JSONObject, JSONValue, compact, parse
 from schemas.gojson_shapes import (
+    BYTES,
+    STRING,
+    STRING_MAP,
+    UINT8,
+    UINT32,
     Field,
     GoSlice,
     GoStruct,
     IntField,
+    Kind,
     RawField,
     SliceField,
     StringField,
     StringSliceField,
     StructField,
+    ValueField,
+    byte_array,
     grow_capacity,
+    slice_of,
+    zero_value,
 )
 from schemas.gojson_strconv import go_bytes, go_quote
 
 __all__ = [
+    "BYTES",
+    "STRING",
+    "STRING_MAP",
+    "UINT8",
+    "UINT32",
     "GoJSONError",
     "GoMarshalError",
     "GoSlice",
@@ -69,17 +95,22 @@ __all__ = [
     "GoSyntaxError",
     "GoUnmarshalTypeError",
     "IntField",
+    "Kind",
     "RawField",
     "SliceField",
     "StringField",
     "StringSliceField",
     "StructField",
+    "ValueField",
+    "byte_array",
     "go_quote",
     "go_raw",
     "go_string",
     "grow_capacity",
     "json_kind",
     "marshal",
+    "plain",
+    "slice_of",
     "unmarshal",
 ]
 
@@ -106,14 +137,15 @@ class _Decoder:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.error: GoUnmarshalTypeError | None = None
+        self.error: GoJSONError | None = None
         self.struct: GoStruct | None = None  # Go's errorContext.Struct
         self.path: list[str] = []  # Go's errorContext.FieldStack
 
-    def mismatch(self, value: JSONValue, go_type: str) -> None:
+    def mismatch(self, value: JSONValue, go_type: str, text: str = "") -> None:
+        """Save Go's type error (the first error wins); `text` replaces the value's kind."""
         if self.error is None:
             self.error = GoUnmarshalTypeError(
-                json_kind(value),
+                text or json_kind(value),
                 go_type,
                 struct=self.struct.name if self.struct is not None else "",
                 field=".".join(self.path),
@@ -146,6 +178,10 @@ class _Decoder:
                 self.mismatch(value, "string")
         elif isinstance(f, RawField):
             target[f.name] = None if value is None else self.data[start:end]
+        elif isinstance(f, ValueField):
+            target[f.name] = self.value(f.kind, target[f.name], value)
+        elif isinstance(f, StructField):
+            target[f.name] = self.struct_value(f, target[f.name], value)
         elif not isinstance(f, SliceField):  # pragma: no cover - shapes are ours
             raise TypeError(f"decoding into {type(f).__name__} is not supported")
         elif value is None:
@@ -169,6 +205,87 @@ class _Decoder:
                 backing = backing + [elem.zero() for _ in range(new_cap - len(backing))]
             self.into_struct(elem, backing[i], value)
         return GoSlice(backing, len(values))
+
+    def struct_value(
+        self, f: StructField, current: dict[str, Any] | None, value: JSONValue
+    ) -> dict[str, Any] | None:
+        if value is None:
+            return None if f.pointer else current
+        # Go allocates a nil pointer before it looks at the value (even a wrong-typed one).
+        target = current if current is not None else f.elem.zero()
+        if isinstance(value, JSONObject):
+            self.into_struct(f.elem, target, value)
+        else:
+            self.mismatch(value, f.elem.type_name)
+        return target
+
+    def value(self, kind: Kind, current: Any, value: JSONValue) -> Any:
+        """The new value of a scalar-kind target holding `current` after decoding `value`."""
+        name = kind.name
+        if value is None:
+            # Go's literalStore sets only interfaces, pointers, maps and slices to nil.
+            return None if name in ("bytes", "slice", "map") else current
+        if name == "string" and isinstance(value, str):
+            return value
+        if name in ("uint8", "uint32") and isinstance(value, JSONNumber):
+            return self.uint(kind, current, value)
+        if name == "bytes" and isinstance(value, str):
+            try:
+                return go_base64_decode(value.encode())
+            except GoBase64Error as exc:
+                if self.error is None:
+                    self.error = GoJSONError(exc.message)
+                return current
+        if name == "bytes" and isinstance(value, list):
+            old = current or b""
+            return bytes(
+                self.value(UINT8, old[i] if i < len(old) else 0, item)
+                for i, item in enumerate(value)
+            )
+        if name == "array" and isinstance(value, list):
+            # Extra elements are skipped unchecked; missing ones are zeroed.
+            out = [
+                self.value(UINT8, current[i], item) for i, item in enumerate(value[: kind.length])
+            ]
+            return bytes(out + [0] * (kind.length - len(out)))
+        if name == "slice" and isinstance(value, list):
+            return self.scalar_slice(kind, current, value)
+        if name == "map" and isinstance(value, JSONObject):
+            merged: dict[str, str] = dict(current) if current is not None else {}
+            for key, item, _, _ in value.members:
+                merged[key] = self.value(STRING, "", item)  # each element starts from zero
+            return merged
+        self.mismatch(value, kind.go_type)
+        return current
+
+    def uint(self, kind: Kind, current: int, value: JSONNumber) -> int:
+        # strconv.ParseUint(text, 10, 64) plus the overflow check of the target's width.
+        text = value.text
+        limit = 0xFF if kind is UINT8 else 0xFFFFFFFF
+        if text.isascii() and text.isdigit() and int(text) <= limit:
+            return int(text)
+        self.mismatch(value, kind.go_type, "number " + text)
+        return current
+
+    def scalar_slice(self, kind: Kind, current: GoSlice | None, values: list[JSONValue]) -> GoSlice:
+        if not values:
+            return GoSlice([], 0)
+        elem = kind.elem
+        assert elem is not None
+        backing: list[Any] = current.backing if current is not None else []
+        for i, item in enumerate(values):
+            if i >= len(backing):
+                new_cap = grow_capacity(len(backing), elem.size, elem.has_pointers)
+                backing = backing + [zero_value(elem) for _ in range(new_cap - len(backing))]
+            backing[i] = self.value(elem, backing[i], item)
+        return GoSlice(backing, len(values))
+
+
+def plain(value: Any) -> Any:
+    """A decoded scalar-kind value with its slices as tuples (None stays None)."""
+    if isinstance(value, GoSlice):
+        return tuple(plain(item) for item in value.items())
+    return value
 
 
 def unmarshal(data: bytes, spec: GoStruct, *, fast: bool = True) -> dict[str, Any]:
@@ -286,7 +403,7 @@ def _str(v: str) -> bytes:
 def _struct(spec: GoStruct, value: Any) -> bytes:
     parts: list[bytes] = []
     for f in spec.fields:
-        encoded = _field(f, getattr(value, f.name))
+        encoded = _field(f, getattr(value, f.attr))
         if encoded is not None:
             parts.append(f.key + encoded)
     return b"{" + b",".join(parts) + b"}"
@@ -297,6 +414,10 @@ def _field(f: Field, v: Any) -> bytes | None:
         return None if f.omitempty and v == "" else _str(v)
     if isinstance(f, IntField):
         return None if f.omitempty and v == 0 else str(int(v)).encode()
+    if isinstance(f, ValueField):
+        if f.omitempty and _empty(f.kind, v):
+            return None
+        return _value(f.kind, v)
     if v is None:
         return None if f.omitempty else b"null"
     if isinstance(f, RawField):
@@ -308,3 +429,32 @@ def _field(f: Field, v: Any) -> bytes | None:
     if isinstance(f, StringSliceField):
         return b"[" + b",".join(_str(x) for x in v) + b"]"
     return b"[" + b",".join(_struct(f.elem, x) for x in v) + b"]"
+
+
+def _empty(kind: Kind, v: Any) -> bool:
+    """Go's isEmptyValue: nil, zero, or length 0 (an array of non-zero length never is)."""
+    if v is None:
+        return True
+    if kind.name in ("uint8", "uint32"):
+        return bool(v == 0)
+    return kind.name != "array" and len(v) == 0
+
+
+def _value(kind: Kind, v: Any) -> bytes:
+    name = kind.name
+    if name == "string":
+        return _str(v)
+    if name in ("uint8", "uint32"):
+        return str(int(v)).encode()
+    if name == "array":
+        return b"[" + b",".join(str(x).encode() for x in v) + b"]"
+    if v is None:
+        return b"null"
+    if name == "bytes":
+        return b'"' + base64.b64encode(v) + b'"'
+    if name == "slice":
+        assert kind.elem is not None
+        return b"[" + b",".join(_value(kind.elem, x) for x in v) + b"]"
+    # map[string]string: Go sorts the keys bytewise (strings.Compare).
+    keys = sorted(v, key=go_bytes)
+    return b"{" + b",".join(_str(k) + b":" + _str(v[k]) for k in keys) + b"}"

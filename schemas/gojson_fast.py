@@ -13,7 +13,9 @@ each, without `\\u` escapes in keys, so the fast path covers them; everything el
 - msgspec's JSON grammar is at least as strict as Go's (tests fuzz this claim against a model
   of Go's scanner), so whatever it accepts, Go accepts with the same values.
 
-Any refusal, for whatever reason, just means "ask the exact decoder".
+Any refusal, for whatever reason, just means "ask the exact decoder". Shapes with fields the
+mirror does not cover (nested structs, scalar kinds: the current protocol's params) have no fast
+path yet: every input takes the exact decoder.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ class FastPath:
 
     def __init__(self, spec: GoStruct) -> None:
         self._spec = spec
-        self._decoder = msgspec.json.Decoder(_mirror(spec))
+        self._decoder = msgspec.json.Decoder(_mirror(spec)) if _mirrorable(spec) else None
         self._slice_keys = tuple(b'"' + f.name.encode() + b'"' for f in _all_slices(spec))
 
     def decode(self, data: bytes) -> dict[str, Any] | None:
         """The field values Go would produce, or None when the exact decoder must decide."""
+        if self._decoder is None:
+            return None
         # A one-byte search first: memchr is ~10x faster than a two-byte substring search.
         if (b"\\" in data and b"\\u" in data) or any(
             data.count(key) > 1 for key in self._slice_keys
@@ -46,6 +50,13 @@ class FastPath:
             # RecursionError: msgspec stops at about 1,000 levels of nesting, Go at 10,000.
             return None
         return _fields(self._spec, value)
+
+
+def _mirrorable(spec: GoStruct) -> bool:
+    return all(
+        isinstance(f, StringField | RawField) or (isinstance(f, SliceField) and _mirrorable(f.elem))
+        for f in spec.fields
+    )
 
 
 def _all_slices(spec: GoStruct) -> list[SliceField]:

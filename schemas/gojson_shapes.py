@@ -11,13 +11,20 @@ from typing import Any, Final
 
 @dataclass(frozen=True)
 class _Named:
-    """A field's JSON key, and its `"key":` prefix precomputed for the encoder."""
+    """A field's JSON key, and its `"key":` prefix precomputed for the encoder.
+
+    `attr` is the attribute the encoder reads from a value (default: the JSON key), for Go
+    tags that are no Python name style (`requestID`, `CiphertextNames`).
+    """
 
     name: str
     key: bytes = field(init=False, repr=False, compare=False)
+    attr: str = field(default="", kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", b'"' + self.name.encode() + b'":')
+        if not self.attr:
+            object.__setattr__(self, "attr", self.name)
 
 
 @dataclass(frozen=True)
@@ -58,14 +65,79 @@ class IntField(_Named):
 
 @dataclass(frozen=True)
 class StructField(_Named):
-    """A Go struct-valued field (encoding only); `pointer` makes None a nil pointer."""
+    """A Go struct-valued field; `pointer` makes None a nil pointer.
+
+    Decoded values are dicts of the struct's fields (like slice elements); a JSON `null` sets
+    a pointer to nil and leaves a plain struct as it was, a repeated key decodes into the
+    struct already there (Go merges).
+    """
 
     elem: GoStruct
     omitempty: bool = False
     pointer: bool = False
 
 
-Field = StringField | RawField | SliceField | StringSliceField | IntField | StructField
+# --------------------------------------------------------------------------- scalar kinds
+#
+# The value kinds below the struct level that the current protocol's structs need (PROTOCOL
+# 10.5, 10.7, 10.8): Go's `string`, `uint8`, `uint32`, `[]byte` (base64 in JSON), `[N]uint8`
+# (a JSON array of numbers), slices of these and `map[string]string`. `go_type` is the name Go
+# prints in an `UnmarshalTypeError`; `size` and `has_pointers` feed the slice growth model.
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A non-struct Go type: `name` is one of string, uint8, uint32, bytes, array, slice, map."""
+
+    name: str
+    go_type: str
+    size: int
+    has_pointers: bool
+    elem: Kind | None = None
+    length: int = 0
+
+
+STRING: Final = Kind("string", "string", 16, True)
+UINT8: Final = Kind("uint8", "uint8", 1, False)
+UINT32: Final = Kind("uint32", "uint32", 4, False)
+BYTES: Final = Kind("bytes", "[]uint8", 24, True, elem=UINT8)
+STRING_MAP: Final = Kind("map", "map[string]string", 8, True, elem=STRING)
+
+
+def slice_of(elem: Kind) -> Kind:
+    """Go's `[]elem`."""
+    return Kind("slice", "[]" + elem.go_type, 24, True, elem=elem)
+
+
+def byte_array(length: int) -> Kind:
+    """Go's `[length]uint8` (not base64 in JSON: an array of numbers)."""
+    return Kind("array", f"[{length}]uint8", length, False, elem=UINT8, length=length)
+
+
+@dataclass(frozen=True)
+class ValueField(_Named):
+    """A field of a scalar kind (see `Kind`), decoded and encoded as Go does.
+
+    Python values: str; int; bytes, or None for a nil `[]byte`; bytes of the array's length;
+    a tuple, or None for a nil slice; a dict, or None for a nil map.
+    """
+
+    kind: Kind
+    omitempty: bool = False
+
+
+Field = StringField | RawField | SliceField | StringSliceField | IntField | StructField | ValueField
+
+
+def zero_value(kind: Kind) -> Any:
+    """The Go zero value of a kind, as the codec represents it."""
+    if kind.name == "string":
+        return ""
+    if kind.name in ("uint8", "uint32"):
+        return 0
+    if kind.name == "array":
+        return bytes(kind.length)
+    return None
 
 
 def go_fold(key: str) -> str:
@@ -109,8 +181,19 @@ class GoStruct:
         return found
 
     def zero(self) -> dict[str, Any]:
-        """The Go zero value of a decodable struct: "" for strings, None (nil) otherwise."""
-        return {f.name: "" if isinstance(f, StringField) else None for f in self.fields}
+        """The Go zero value of a decodable struct: "" for strings, a dict for a plain struct,
+        the kind's zero for a scalar kind, None (nil) otherwise."""
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            if isinstance(f, StringField):
+                out[f.name] = ""
+            elif isinstance(f, ValueField):
+                out[f.name] = zero_value(f.kind)
+            elif isinstance(f, StructField) and not f.pointer:
+                out[f.name] = f.elem.zero()
+            else:
+                out[f.name] = None
+        return out
 
 
 # --------------------------------------------------------------------------- slices
