@@ -1,11 +1,14 @@
-"""protobuf-go's verdict and error text for `proto.Unmarshal` of a CapabilityRequest.
+"""protobuf-go's verdict and error text for `proto.Unmarshal` of the enclave's protobufs.
 
 The -32602 wire message `failed to unmarshal capability request: <err>` (PROTOCOL 2.5, capability
 row 6) carries Go's error text, so honest Python and Go nodes must agree on it byte for byte;
 python-protobuf's own texts ("Error parsing message with type ...") never match, and its
 accept/reject edges differ from Go's (it lets a 10-byte varint whose last byte is above 1 pass).
 This walks the wire format as protobuf-go's fast-path decoder does, for the messages the relay
-decodes from enclaves: `sdk.v1alpha.CapabilityRequest` and the `google.protobuf.Any` inside it.
+decodes from enclaves: `sdk.v1alpha.CapabilityRequest` and the `google.protobuf.Any` inside it,
+and the Workflow DON's `WorkflowExecution` (PROTOCOL 10.8), whose string fields it also reads.
+The three message fields of WorkflowExecution (8-10) are checked as wire format only: their
+schemas are not pinned, so a string inside them that is not UTF-8 passes here and fails in Go.
 
 Go's texts (google.golang.org/protobuf internal/impl and internal/errors):
 - `proto: cannot parse invalid wire-format data` for every malformed tag, varint, length,
@@ -56,6 +59,23 @@ CAPABILITY_REQUEST = _Message(
         2: _Field(_BYTES, "message", ANY),  # payload
         3: _Field(_BYTES, "string"),  # method
         4: _Field(_VARINT, "varint"),  # callback_id
+    }
+)
+
+# capabilities.v2.actions.confidentialworkflow.WorkflowExecution (PROTOCOL 10.8).
+_OPAQUE = _Message({})
+WORKFLOW_EXECUTION = _Message(
+    {
+        1: _Field(_BYTES, "string"),  # workflow_id
+        2: _Field(_BYTES, "string"),  # binary_url
+        3: _Field(_BYTES, "bytes"),  # binary_hash
+        4: _Field(_BYTES, "bytes"),  # execute_request
+        5: _Field(_BYTES, "string"),  # owner
+        6: _Field(_BYTES, "string"),  # execution_id
+        7: _Field(_BYTES, "string"),  # org_id
+        8: _Field(_BYTES, "message", _OPAQUE),  # requirements
+        9: _Field(_BYTES, "message", _OPAQUE),  # sdk_execute_request
+        10: _Field(_BYTES, "message", _OPAQUE),  # restrictions
     }
 )
 
@@ -129,7 +149,9 @@ def _skip(b: bytes, i: int, number: int, wire: int) -> int:
     return i
 
 
-def _walk(b: bytes, message: _Message, depth: int) -> None:
+def _walk(b: bytes, message: _Message, depth: int, strings: dict[int, str] | None = None) -> None:
+    """Check `b` as Go would; when `strings` is given, fill it with the top level's string
+    fields, the last occurrence winning as in proto3."""
     if depth < 0:
         raise GoProtoError(ERR_DEPTH)
     i = 0
@@ -148,9 +170,11 @@ def _walk(b: bytes, message: _Message, depth: int) -> None:
         start, i = _length_delimited(b, i)
         if field.kind == "string":
             try:
-                b[start:i].decode("utf-8")
+                text = b[start:i].decode("utf-8")
             except UnicodeDecodeError:
                 raise GoProtoError(ERR_UTF8) from None
+            if strings is not None:
+                strings[number] = text
         elif field.message is not None:
             _walk(b[start:i], field.message, depth - 1)
 
@@ -158,3 +182,13 @@ def _walk(b: bytes, message: _Message, depth: int) -> None:
 def check_capability_request(data: bytes) -> None:
     """Raise GoProtoError with Go's text unless Go unmarshals `data` as a CapabilityRequest."""
     _walk(data, CAPABILITY_REQUEST, RECURSION_LIMIT - 1)
+
+
+def workflow_execution_strings(data: bytes) -> dict[int, str]:
+    """The string fields (by number) of a WorkflowExecution, or GoProtoError with Go's text.
+
+    A field that is absent is absent from the result (proto3: it reads as "").
+    """
+    strings: dict[int, str] = {}
+    _walk(data, WORKFLOW_EXECUTION, RECURSION_LIMIT - 1, strings)
+    return strings

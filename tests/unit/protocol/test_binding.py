@@ -209,3 +209,32 @@ def test_go_base64_round_trips_random_bytes_with_and_without_newlines() -> None:
         wrapped = "\r\n".join(text[i : i + 16] for i in range(0, len(text), 16))
         assert binding.go_base64_decode(text) == data
         assert binding.go_base64_decode(wrapped) == data
+
+
+def test_bind_current_attests_the_current_field_set_with_domain_hash_v2() -> None:
+    """Current params keep enclave_config in the attested JSON, drop attestation, and use v2."""
+    params_json = (
+        b'{"workflow_id":"wf","owner":"o","execution_id":"e","secrets":null,'
+        b'"enclave_public_key":"aa","enclave_config":{"signers":["AQ=="],'
+        b'"master_public_key":"Ag==","t":0,"f":1}}'
+    )
+    sent = params_json[:-1] + b',"attestation":"ZHVtbXk="}'
+    bound = binding.bind_current(rpc.MethodSecretsGet, sent)
+    assert bound.params_json == params_json
+    assert bound.attestation == "ZHVtbXk="
+    tag = b"ConfidentialSecretsGet"
+    v2 = (
+        b"CONFIDENTIAL_COMPUTE_PAYLOAD"
+        + len(tag).to_bytes(8, "big")
+        + tag
+        + len(params_json).to_bytes(8, "big")
+        + params_json
+    )
+    assert bound.user_data == hashlib.sha256(v2).digest()
+    # The N1 binding of the same bytes drops the unknown enclave_config key.
+    assert b"enclave_config" not in binding.bind(rpc.MethodSecretsGet, sent).params_json
+    capability = binding.bind_current(rpc.MethodCapabilityExec, b'{"capability_id":"c"}', "v1")
+    assert capability.params_json == (
+        b'{"workflow_id":"","owner":"","execution_id":"","reference_id":"","capability_id":"c",'
+        b'"payload":""}'
+    )
