@@ -59,6 +59,7 @@ __all__ = [
     "decode_secrets_params",
     "decode_secrets_result",
     "decode_signed_capability_result",
+    "decode_signed_compute_request",
     "decode_signed_secrets_result",
     "encode_capability_bundle",
     "encode_capability_params",
@@ -343,6 +344,11 @@ def decode_secrets_params(data: bytes) -> SecretsRequestParams:
         attestation=fields["attestation"],
         signed_compute_requests=None if scr is None else tuple(_compute_request(i) for i in scr),
     )
+
+
+def decode_signed_compute_request(data: bytes) -> SignedComputeRequest:
+    """Go `json.Unmarshal` of one SignedComputeRequest object; raises `GoJSONError`."""
+    return _compute_request(unmarshal(data, SIGNED_COMPUTE_REQUEST))
 
 
 def decode_enclave_config(data: bytes) -> EnclaveConfig:

@@ -24,6 +24,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.tail",
     "workers.cli.svc",
     "workers.cli.req",
+    "workers.cli.response",
+    "workers.cli.compute_request",
 )
 
 

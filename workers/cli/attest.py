@@ -25,7 +25,7 @@ from workers.attestation import (
 )
 from workers.attestation.chain import parse_certificate
 from workers.attestation.verifier import decode_document
-from workers.cli.attest_hash import register_hash
+from workers.cli.attest_hash import register_domain_hash, register_hash
 
 EXIT_VALID, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect.set_defaults(func=_inspect)
 
     register_hash(cmds)
+    register_domain_hash(cmds)
 
 
 def _read(path: Path) -> bytes:

@@ -1,4 +1,5 @@
-"""`relay attest hash`: the user_data an enclave must put in its attestation for some params.
+"""`relay attest hash` / `domain-hash`: the user_data an enclave must attest for some params,
+and the DomainHash of raw bytes.
 
 Operators use it to check an enclave build against the relay: feed the params JSON the
 enclave sends (with or without its attestation) and compare the printed hash with the
@@ -39,6 +40,13 @@ def register_hash(attest_sub: argparse._SubParsersAction[argparse.ArgumentParser
         help="DomainHash format (v1: PR-era relays, the default; v2: length-prefixed)",
     )
     parser.add_argument(
+        "--protocol",
+        choices=["n1", "current"],
+        default="n1",
+        help="params field set: n1 (the seed's) or current (with enclave_config and "
+        "signed_compute_requests, PROTOCOL 10.12)",
+    )
+    parser.add_argument(
         "--show-json",
         action="store_true",
         help="also print the re-marshalled params that were hashed, on a second line",
@@ -64,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         print("missing params", file=sys.stderr)
         return 1
     try:
-        bound = binding.bind(args.method, raw, args.domain_hash)
+        bind = binding.bind_current if args.protocol == "current" else binding.bind
+        bound = bind(args.method, raw, args.domain_hash)
     except GoJSONError as exc:
         print(exc.message, file=sys.stderr)
         return 1
@@ -73,4 +82,29 @@ def _run(args: argparse.Namespace) -> int:
     if args.show_json:
         out.write(bound.params_json + b"\n")
     out.flush()
+    return 0
+
+
+def register_domain_hash(attest_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `domain-hash` under `relay attest`: DomainHash(tag, raw bytes), v1 or v2."""
+    parser = attest_sub.add_parser(
+        "domain-hash",
+        help="print DomainHash(tag, data) of a file's raw bytes (hex)",
+        description="DomainHash v1 (separator, \\n, tag, \\n, data) or v2 (separator, then "
+        "tag and data each after its 8-byte big-endian length), PROTOCOL 3.1 and 10.9. "
+        "Exit codes: 0 done, 2 usage (including an unreadable file).",
+    )
+    parser.add_argument("--tag", required=True, help="the domain tag, e.g. ConfidentialSecretsGet")
+    parser.add_argument("--data", required=True, metavar="FILE", help="the data ('-' for stdin)")
+    parser.add_argument("--domain-hash", required=True, choices=["v1", "v2"], help="format")
+    parser.set_defaults(func=_domain_hash)
+
+
+def _domain_hash(args: argparse.Namespace) -> int:
+    try:
+        data = sys.stdin.buffer.read() if args.data == "-" else Path(args.data).read_bytes()
+    except OSError as exc:
+        print(f"relay attest domain-hash: cannot read {args.data}: {exc}", file=sys.stderr)
+        return 2
+    print(binding.domain_hash(args.tag, data, args.domain_hash).hex())
     return 0
