@@ -3,10 +3,13 @@ as Go's encoding/json does: the attested JSON must come back byte for byte."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from schemas import current, rpc
-from schemas.gojson import GoJSONError
+from schemas.gojson import GoJSONError, GoSlice, unmarshal
+from schemas.gojson_fast import FastPath
 
 REQUEST_ID = ",".join(str(i) for i in range(32))
 # What a current enclave marshals (Go key order, canonical base64, null for nil slices).
@@ -186,3 +189,76 @@ def test_bundles_decode_and_re_marshal_as_the_gateway_normalises_them() -> None:
     empty = current.SignedSecretsResponseBundle(responses=())
     assert current.encode_secrets_bundle(empty) == b'{"responses":[]}'
     assert current.decode_secrets_bundle(b'{"responses":[]}') == empty
+
+
+def _normal(value: object) -> object:
+    """Decoder output with slices as lists, so both decoders' answers compare."""
+    if isinstance(value, GoSlice):
+        return [_normal(v) for v in value.items()]
+    if isinstance(value, tuple | list):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+CURRENT_BENDS: list[tuple[bytes, bytes]] = [
+    (b"", b""),
+    (b'"f":1', b'"f":-0'),
+    (b'"f":1', b'"f":1.0'),
+    (b'"f":1', b'"f":null'),
+    (b'"f":1', b'"f":"1"'),
+    (b'"t":1', b'"t":4294967296'),
+    (b'"t":1', b'"t":4294967295'),
+    (b"[0,1,2,", b"[0,null,2,"),
+    (b"[0,1,2,", b"[0,1,"),
+    (b"31]", b'31,"x",{}]'),
+    (b"31]", b"31,256]"),
+    (b"31]", b'31],"requestID":[null]'),
+    (b',"t":1,"f":1}', b'},"enclave_config":{"t":1,"f":1}'),
+    (b'"enclave_config":{', b'"Enclave_Config":{'),
+    (b'"signature":"c2ln"', b'"signature":"c2ln","perNodeData":{"a":"2"},"perNodeData":{"b":""}'),
+    (b'"signature":"c2ln"', b'"signature":"c2ln","perNodeData":{"a":null}'),
+    (b'"publicData":"CgJ3Zg=="', b'"publicData":[10,2]'),
+    (b'"publicData":"CgJ3Zg=="', b'"publicData":"CgJ3Zg="'),
+    (b'"publicData":"CgJ3Zg=="', b'"publicData":null'),
+    (b'"CiphertextNames":["API_KEY"]', b'"CiphertextNames":["API_KEY",null]'),
+    (b'"CiphertextNames":["API_KEY"]', b'"CiphertextNames":["a","b"],"CiphertextNames":[null]'),
+    (b'"signature":"c2ln"', b'"signature":""'),
+    (
+        b'"encryptedDecryptionKeyShares":[["cw==","dA=="]]',
+        b'"encryptedDecryptionKeyShares":[null,[null]]',
+    ),
+    (b'"signers":["AQI=","AwQ="]', b'"signers":[]'),
+    (b'"signers":["AQI=","AwQ="]', b'"signers":[1]'),
+]
+HONEST_WITHOUT_MAP = HONEST_SECRETS.replace(b',"perNodeData":{"a":"1","b":"\\u003c"}', b"")
+
+
+def test_fast_path_agrees_with_the_exact_decoder_on_current_params() -> None:
+    """msgspec's answer for current params equals the exact decoder's, or it steps aside."""
+    fast_path = FastPath(current.SECRETS_REQUEST_PARAMS)
+    rng = random.Random(10)
+    used = 0
+    for _ in range(1500):
+        old, new = rng.choice(CURRENT_BENDS)
+        text = bytearray(HONEST_WITHOUT_MAP.replace(old, new, 1))
+        if rng.random() < 0.3:
+            text[rng.randrange(len(text))] = rng.choice(b' {}[],:"01nul-.\\x')
+        fast = fast_path.decode(bytes(text))
+        try:
+            exact = unmarshal(bytes(text), current.SECRETS_REQUEST_PARAMS, fast=False)
+        except GoJSONError:
+            assert fast is None, bytes(text)
+            continue
+        if fast is not None:
+            used += 1
+            assert _normal(fast) == _normal(exact), bytes(text)
+    assert used > 300
+
+
+def test_honest_current_params_take_the_fast_path() -> None:
+    """A Go-marshalled current request without perNodeData is decoded by msgspec."""
+    assert HONEST_WITHOUT_MAP != HONEST_SECRETS
+    assert FastPath(current.SECRETS_REQUEST_PARAMS).decode(HONEST_WITHOUT_MAP) is not None
+    assert FastPath(current.CAPABILITY_REQUEST_PARAMS).decode(b'{"payload":"p"}') is not None
