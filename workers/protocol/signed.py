@@ -13,6 +13,7 @@ distinct signers it trusts, so one byte of difference here makes a node's vote w
 - `peerid_payload` / `relay_payload`: the signed bytes (10.4);
 - `NodeKey`: a node's Ed25519 key from its 32-byte seed; `verify`: Go's `ed25519.Verify`;
   `find_signer`: the first key of a list that verifies (the enclave's and the relay's rule);
+  `check_relay_signature`: the enclave's check of one bundle entry, with its texts (10.6);
 - `sign_secrets` / `sign_capability` / `sign_result_json`: the signed result and its wire JSON
   (10.5), Go's `json.Marshal` bytes.
 
@@ -39,9 +40,11 @@ __all__ = [
     "InvalidKeyError",
     "InvalidParamsError",
     "NodeKey",
+    "SignatureRejected",
     "SignedProtocolError",
     "UnknownMethodError",
     "capability_response_hash",
+    "check_relay_signature",
     "count",
     "enclave_config_bytes",
     "find_signer",
@@ -99,6 +102,10 @@ class UnknownMethodError(SignedProtocolError):
 
 class InvalidKeyError(SignedProtocolError):
     """A key that is not a 32-byte Ed25519 seed."""
+
+
+class SignatureRejected(SignedProtocolError):
+    """A bundle entry's signature is invalid (10.6 step 4); `message` is the enclave's text."""
 
 
 # --------------------------------------------------------------------------- 10.1 primitives
@@ -373,6 +380,25 @@ def find_signer(keys: Sequence[bytes], payload: bytes, signature: bytes) -> int 
         if verify(key, payload, signature):
             return i
     return None
+
+
+def check_relay_signature(
+    signers: Sequence[bytes], response_hash: bytes, signature: bytes | None
+) -> int:
+    """The enclave's check of one entry (10.6 step 4): the index, in configuration order, of
+    the first signer whose key verifies `signature` over `relay_payload(response_hash)`.
+
+    The entry's own `signer` claim is never consulted. Raises SignatureRejected.
+    """
+    sig = signature or b""
+    if len(sig) != ED25519_SIGNATURE_SIZE:
+        raise SignatureRejected(
+            f"invalid signature length: expected {ED25519_SIGNATURE_SIZE} bytes, got {len(sig)}"
+        )
+    index = find_signer(signers, relay_payload(response_hash), sig)
+    if index is None:
+        raise SignatureRejected("signature not from any allowed signer")
+    return index
 
 
 # --------------------------------------------------------------------------- 10.5 wire JSON

@@ -428,3 +428,21 @@ def test_an_empty_or_unsigned_result_is_normalised_as_the_gateway_does() -> None
     assert current.encode_signed_secrets_result(secrets) == (
         b'{"result":{"secrets":null},"signature":{"signer":null,"signature":null}}'
     )
+
+
+def test_check_relay_signature_uses_the_config_order_and_the_enclave_texts() -> None:
+    """The first configured signer that verifies wins; a bad length or no match has its text."""
+    key = signed.NodeKey(RFC_SEED_2)
+    h = hashlib.sha256(b"response").digest()
+    entry = key.sign_hash(h)
+    assert entry.signature is not None
+    assert signed.check_relay_signature([RFC_PUB_1, RFC_PUB_2, RFC_PUB_2], h, entry.signature) == 1
+    with pytest.raises(signed.SignatureRejected) as short:
+        signed.check_relay_signature([RFC_PUB_2], h, entry.signature[:10])
+    assert short.value.message == "invalid signature length: expected 64 bytes, got 10"
+    with pytest.raises(signed.SignatureRejected) as missing:
+        signed.check_relay_signature([RFC_PUB_2], h, None)
+    assert missing.value.message == "invalid signature length: expected 64 bytes, got 0"
+    with pytest.raises(signed.SignatureRejected) as other:
+        signed.check_relay_signature([RFC_PUB_1], h, entry.signature)
+    assert other.value.message == "signature not from any allowed signer"
