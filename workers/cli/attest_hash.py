@@ -36,8 +36,9 @@ def register_hash(attest_sub: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument(
         "--domain-hash",
         choices=["v1", "v2"],
-        default="v1",
-        help="DomainHash format (v1: PR-era relays, the default; v2: length-prefixed)",
+        default=None,
+        help="DomainHash format (v1: PR-era relays, the default for --protocol n1; v2: "
+        "length-prefixed, the default for --protocol current)",
     )
     parser.add_argument(
         "--protocol",
@@ -73,7 +74,10 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     try:
         bind = binding.bind_current if args.protocol == "current" else binding.bind
-        bound = bind(args.method, raw, args.domain_hash)
+        version: binding.DomainHashVersion = args.domain_hash or (
+            "v2" if args.protocol == "current" else "v1"
+        )
+        bound = bind(args.method, raw, version)
     except GoJSONError as exc:
         print(exc.message, file=sys.stderr)
         return 1

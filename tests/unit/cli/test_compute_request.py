@@ -203,7 +203,7 @@ def test_attest_hash_binds_current_params_with_protocol_current(
     sent = '{"workflow_id":"w","enclave_config":{"f":1},"attestation":"x"}'
     path = write(tmp_path, "p", sent)
     argv = ["attest", "hash", "--method", "confidential.capability.execute", "--params", path]
-    assert main([*argv, "--protocol", "current", "--domain-hash", "v2", "--show-json"]) == 0
+    assert main([*argv, "--protocol", "current", "--show-json"]) == 0  # v2 by default
     digest, hashed = capsys.readouterr().out.splitlines()
     assert hashed == (
         '{"workflow_id":"w","owner":"","execution_id":"","reference_id":"","capability_id":"",'
