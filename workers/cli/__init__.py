@@ -26,6 +26,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.req",
     "workers.cli.response",
     "workers.cli.compute_request",
+    "workers.cli.keys",
 )
 
 

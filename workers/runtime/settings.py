@@ -22,6 +22,7 @@ DEFAULT_MAX_ATTESTATION_AGE_S = 300.0
 # The one word that turns the attestation freshness check off (as Go N1); nothing else does.
 DISABLE_WORD = "none"
 MAX_PORT = 65535
+PROTOCOLS = ("n1", "current")
 
 # How a setting is named to an operator: its environment variable, and its flag if it has one.
 _NAMES = {
@@ -124,6 +125,12 @@ class NodeSettings:
     # Capability calls deduplicated in this process ("local") or across the node's dispatchers
     # in the relay_dedupe KV bucket ("shared": for more than one dispatch-capability replica).
     dedupe: str = "local"
+    # Which protocol this node speaks (chosen per DON): "n1" (PROTOCOL 1-9, the seed's) or
+    # "current" (PROTOCOL 10: signed responses, EnclaveConfig, Workflow-DON authorization,
+    # DomainHash v2, the response memo).
+    protocol: str = "n1"
+    # The node's Ed25519 key file (hex seed, 0600); only the ingress reads it, under "current".
+    node_key: Path | None = None
     metrics_port: int | None = None
     # The JetStream domain of the relay's KV buckets (None: the server's own) and the replicas
     # of the buckets the relay creates (docs/deployment.md; workers/runtime/jetstream.py).
@@ -133,6 +140,8 @@ class NodeSettings:
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"RELAY_PROTOCOL must be 'n1' or 'current', got {self.protocol!r}")
         try:
             parse_servers(self.nats_url)
         except ServerListError as exc:
@@ -183,12 +192,16 @@ class NodeSettings:
             ),
             "registry_lookups": os.environ.get("RELAY_REGISTRY_LOOKUPS", "local"),
             "dedupe": os.environ.get("RELAY_DEDUPE", "local"),
+            "protocol": os.environ.get("RELAY_PROTOCOL") or "n1",
             "js_domain": env_domain(),
             "kv_replicas": env_replicas(),
         }
         metrics_port = _env_port("RELAY_METRICS_PORT")
         if metrics_port is not None:
             values["metrics_port"] = metrics_port
+        node_key = os.environ.get("RELAY_NODE_KEY")
+        if node_key:
+            values["node_key"] = Path(node_key)
         dev_root = os.environ.get("RELAY_DEV_ROOT_PEM")
         if dev_root:
             values["dev_root_pem"] = Path(dev_root)

@@ -153,3 +153,25 @@ def test_an_empty_name_or_url_means_the_default(
     """`RELAY_DON=` serves the default DON's subjects, not an empty subject token."""
     monkeypatch.setenv(variable, "")
     assert getattr(NodeSettings.from_env(), field) == default
+
+
+def test_the_protocol_defaults_to_n1_and_current_is_taken_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RELAY_PROTOCOL is n1 when unset or empty, and current when it says so."""
+    assert NodeSettings.from_env().protocol == "n1"
+    monkeypatch.setenv("RELAY_PROTOCOL", "")
+    assert NodeSettings.from_env().protocol == "n1"
+    monkeypatch.setenv("RELAY_PROTOCOL", "current")
+    monkeypatch.setenv("RELAY_NODE_KEY", "/keys/node-0.key")
+    settings = NodeSettings.from_env()
+    assert settings.protocol == "current"
+    assert str(settings.node_key) == "/keys/node-0.key"
+
+
+def test_an_unknown_protocol_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt protocol (`N1`, `v2`) is a ValueError naming the variable, not a silent n1."""
+    for bad in ("N1", "v2", "latest"):
+        monkeypatch.setenv("RELAY_PROTOCOL", bad)
+        with pytest.raises(ValueError, match="RELAY_PROTOCOL must be 'n1' or 'current'"):
+            NodeSettings.from_env()
