@@ -81,10 +81,34 @@ class DonInfo(msgspec.Struct, frozen=True, kw_only=True, tag="don"):
     name: str
     f: int
     members: list[str]
+    # The members' peer ids (Ed25519 public keys), in member order; empty for an N1 DON.
+    peer_ids: list[bytes] = msgspec.field(default_factory=list)
 
 
-RegistryRequest = MeasurementsRequest | CapabilityRequest | LocalNodeRequest | DonRequest
-RegistryReply = Measurements | CapabilityInfo | LocalNode | DonInfo | StageError
+class TrustRequest(msgspec.Struct, frozen=True, kw_only=True, tag="trust.get"):
+    """What the current protocol checks a request against (PROTOCOL 10.7, 10.8): the relay DON
+    `don` this node belongs to, and the Workflow DON of the asking node."""
+
+    don: str
+
+
+class Trust(msgspec.Struct, frozen=True, kw_only=True, tag="trust"):
+    """The relay DON's F and signers, this node's registered peer id, the Workflow DON's F and
+    members (peer ids, registry order) and whether it asks for a 2F+1 quorum."""
+
+    revision: int
+    relay_f: int
+    relay_signers: list[bytes]
+    own_peer_id: bytes
+    workflow_f: int
+    workflow_members: list[bytes]
+    require_bft_quorum: bool = False
+
+
+RegistryRequest = (
+    MeasurementsRequest | CapabilityRequest | LocalNodeRequest | DonRequest | TrustRequest
+)
+RegistryReply = Measurements | CapabilityInfo | LocalNode | DonInfo | Trust | StageError
 
 
 # --- verifier --------------------------------------------------------------------------------

@@ -161,7 +161,47 @@ def don(view: RegistryView, name: str) -> bus.DonInfo | bus.StageError:
             raise _LookupError(f"could not find DON named {name!r}")
     except _LookupError as exc:
         return _internal(f"failed to get DON {name}: {exc}")
-    return bus.DonInfo(id=found.id, name=found.name, f=found.f, members=list(found.members))
+    return bus.DonInfo(
+        id=found.id,
+        name=found.name,
+        f=found.f,
+        members=list(found.members),
+        peer_ids=list(found.peer_ids),
+    )
+
+
+def trust(view: RegistryView, don_name: str, node: str) -> bus.Trust | bus.StageError:
+    """The current protocol's trust anchors for `node` of relay DON `don_name` (PROTOCOL 10.7,
+    10.8): every part must be in the registry, or the request fails closed."""
+    try:
+        _ensure_not_empty(view)
+        relay = view.don_by_name(don_name)
+        if relay is None:
+            raise _LookupError(f"could not find DON named {don_name!r}")
+        if not relay.peer_ids:
+            raise _LookupError(f"relay DON {don_name} has no peer ids in the registry")
+        own = relay.peer_id_of(node)
+        if own is None:
+            raise _LookupError(f"node {node} is not a member of relay DON {don_name}")
+        record = view.nodes.get(node)
+        if record is None:
+            raise _LookupError(f"could not find node {node}")
+        workflow = view.dons.get(record.workflow_don_id)
+        if workflow is None:
+            raise _LookupError(f"node {node}: could not find workflow don {record.workflow_don_id}")
+        if not workflow.peer_ids:
+            raise _LookupError(f"workflow DON {workflow.id} has no peer ids in the registry")
+    except _LookupError as exc:
+        return _internal(f"failed to get relay trust: {exc}")
+    return bus.Trust(
+        revision=view.revision,
+        relay_f=relay.f,
+        relay_signers=list(relay.peer_ids),
+        own_peer_id=own,
+        workflow_f=workflow.f,
+        workflow_members=list(workflow.peer_ids),
+        require_bft_quorum=workflow.require_bft_quorum,
+    )
 
 
 def handle(view: RegistryView, request: bus.RegistryRequest, node: str) -> bus.RegistryReply:
@@ -172,6 +212,8 @@ def handle(view: RegistryView, request: bus.RegistryRequest, node: str) -> bus.R
         return capability(view, request.capability_id)
     if isinstance(request, bus.LocalNodeRequest):
         return local_node(view, node)
+    if isinstance(request, bus.TrustRequest):
+        return trust(view, request.don, node)
     return don(view, request.name)
 
 
@@ -433,6 +475,7 @@ VERBS: dict[str, type[Any]] = {
     "capability": bus.CapabilityRequest,
     "local-node": bus.LocalNodeRequest,
     "don": bus.DonRequest,
+    "trust": bus.TrustRequest,
 }
 
 

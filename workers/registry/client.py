@@ -29,6 +29,8 @@ class RegistryLookups(Protocol):
 
     async def local_node(self, deadline: float) -> bus.RegistryReply: ...
 
+    async def trust(self, deadline: float) -> bus.RegistryReply: ...
+
     async def close(self) -> None: ...
 
 
@@ -41,6 +43,7 @@ def _unreachable(exc: Exception) -> bus.StageError:
 class LocalRegistry:
     def __init__(self, settings: NodeSettings, cache: registry.RegistryCache) -> None:
         self._node = settings.node
+        self._don = settings.don
         self._cache = cache
 
     @classmethod
@@ -70,6 +73,9 @@ class LocalRegistry:
 
     async def local_node(self, deadline: float) -> bus.RegistryReply:
         return registry.local_node(await self._cache.view(), self._node)
+
+    async def trust(self, deadline: float) -> bus.RegistryReply:
+        return registry.trust(await self._cache.view(), self._don, self._node)
 
     async def close(self) -> None:
         await self._cache.stop()
@@ -110,6 +116,9 @@ class ActorRegistry:
 
     async def local_node(self, deadline: float) -> bus.RegistryReply:
         return await self._ask("local-node", bus.LocalNodeRequest(), deadline)
+
+    async def trust(self, deadline: float) -> bus.RegistryReply:
+        return await self._ask("trust", bus.TrustRequest(don=self._settings.don), deadline)
 
     async def close(self) -> None:
         return None

@@ -62,6 +62,8 @@ class SeedDon(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     is_public: bool = False
     capabilities: list[str] = msgspec.field(default_factory=list)
     configs: dict[str, Any] = msgspec.field(default_factory=dict)
+    peer_ids: list[str] = msgspec.field(default_factory=list)
+    require_bft_quorum: bool = False
     comment: str = ""
 
 
@@ -151,6 +153,9 @@ def seed_entries(seed: Seed) -> dict[str, bytes]:
             capabilities=sorted(d.capabilities),
             accepts_workflows=d.accepts_workflows,
             is_public=d.is_public,
+            # One spelling per key in the bucket, whatever case the file used.
+            peer_ids=[p.lower() for p in d.peer_ids],
+            require_bft_quorum=d.require_bft_quorum,
         )
         entries[don_key(d.id)] = msgspec.json.encode(record)
         for cap_id, config in d.configs.items():
@@ -233,19 +238,23 @@ def to_seed(view: RegistryView) -> dict[str, Any]:
             for (don_id, cap), c in sorted(view.configs.items())
             if don_id == d.id
         }
-        dons.append(
-            {
-                "id": d.id,
-                "name": d.name,
-                "f": d.f,
-                "members": list(d.members),
-                "config_version": d.config_version,
-                "accepts_workflows": d.accepts_workflows,
-                "is_public": d.is_public,
-                "capabilities": list(d.capabilities),
-                "configs": configs,
-            }
-        )
+        don: dict[str, Any] = {
+            "id": d.id,
+            "name": d.name,
+            "f": d.f,
+            "members": list(d.members),
+            "config_version": d.config_version,
+            "accepts_workflows": d.accepts_workflows,
+            "is_public": d.is_public,
+            "capabilities": list(d.capabilities),
+            "configs": configs,
+        }
+        # Written only when set, so an N1 registry shows exactly as before.
+        if d.peer_ids:
+            don["peer_ids"] = [p.hex() for p in d.peer_ids]
+        if d.require_bft_quorum:
+            don["require_bft_quorum"] = True
+        dons.append(don)
     nodes = {a: {"workflow_don_id": n.workflow_don_id} for a, n in sorted(view.nodes.items())}
     return {"dons": dons, "nodes": nodes}
 

@@ -61,6 +61,13 @@ class DonRecord(msgspec.Struct, frozen=True, kw_only=True):
     capabilities: list[str] = msgspec.field(default_factory=list)
     accepts_workflows: bool = False
     is_public: bool = False
+    # The members' peer ids (Ed25519 public keys, 64 hex digits), one per member in the same
+    # order, or none at all (an N1 DON). The current protocol needs them: a relay DON's are the
+    # signers an enclave's EnclaveConfig must list, a Workflow DON's sign compute requests.
+    peer_ids: list[str] = msgspec.field(default_factory=list)
+    # Workflow-DON authorization needs 2F+1 signatures instead of F+1 (upstream's node setting
+    # RequireBFTQuorum; here the DON asks for it, so all relay nodes apply the same threshold).
+    require_bft_quorum: bool = False
 
 
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,6 +162,17 @@ class DonView:
     capabilities: tuple[str, ...]
     accepts_workflows: bool
     is_public: bool
+    peer_ids: tuple[bytes, ...] = ()
+    require_bft_quorum: bool = False
+
+    def peer_id_of(self, member: str) -> bytes | None:
+        """The peer id registered for `member`; None when it is no member or has none."""
+        if not self.peer_ids or member not in self.members:
+            return None
+        return self.peer_ids[self.members.index(member)]
+
+
+PEER_ID_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,10 +369,43 @@ def _don_problems(record: DonRecord, key_id: int) -> list[str]:
             f"{where}: {len(record.members)} members cannot tolerate f={record.f} "
             f"(need at least {3 * record.f + 1})"
         )
+    problems.extend(_peer_id_problems(record, where))
     if any(not c for c in record.capabilities):
         problems.append(f"{where}: a capability id is empty")
     if len(set(record.capabilities)) != len(record.capabilities):
         problems.append(f"{where}: capability ids must be unique")
+    return problems
+
+
+def parse_peer_id(text: str) -> bytes | None:
+    """A peer id's 32 bytes from its 64 hex digits (either case); None if it is not that."""
+    if len(text) != 2 * PEER_ID_BYTES or not text.isascii():
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def _peer_id_problems(record: DonRecord, where: str) -> list[str]:
+    if not record.peer_ids:
+        return []
+    problems: list[str] = []
+    if len(record.peer_ids) != len(record.members):
+        problems.append(
+            f"{where}: {len(record.peer_ids)} peer ids for {len(record.members)} members"
+            " (one per member, in member order)"
+        )
+    parsed = [parse_peer_id(p) for p in record.peer_ids]
+    for i, peer_id in enumerate(parsed):
+        if peer_id is None:
+            problems.append(
+                f"{where}: peer_ids[{i}] is not an Ed25519 public key"
+                f" ({2 * PEER_ID_BYTES} hex digits)"
+            )
+    valid = [p for p in parsed if p is not None]
+    if len(set(valid)) != len(valid):
+        problems.append(f"{where}: peer ids must be unique")
     return problems
 
 
@@ -390,6 +441,8 @@ def build_view(entries: Mapping[str, bytes], *, revision: int) -> RegistryView:
                     capabilities=tuple(record.capabilities),
                     accepts_workflows=record.accepts_workflows,
                     is_public=record.is_public,
+                    peer_ids=tuple(bytes.fromhex(p) for p in record.peer_ids),
+                    require_bft_quorum=record.require_bft_quorum,
                 )
             elif isinstance(parsed, CapabilityKey):
                 configs[(parsed.don_id, parsed.capability_id)] = _config(
