@@ -146,6 +146,10 @@ class DispatchRequest(msgspec.Struct, frozen=True, kw_only=True, tag="dispatch")
     # its call to the DON no longer, so nothing runs on after the ingress gave up. 0: unknown (an
     # older ingress), the dispatcher's own request budget applies.
     budget_ms: int = 0
+    # The protocol the ingress serves this request under ("n1" or "current"): under "current"
+    # a vault's per-secret error is a user error (-32602) unless it is the system fallback
+    # (PROTOCOL 10.11). An older ingress sends nothing: "n1".
+    protocol: str = "n1"
 
 
 class DispatchResult(msgspec.Struct, frozen=True, kw_only=True, tag="result"):

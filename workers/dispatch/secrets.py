@@ -38,6 +38,7 @@ log = logging.getLogger("relay.dispatch.secrets")
 VAULT_REQUEST_TYPE = "vault.GetSecretsRequest"
 VAULT_RESPONSE_TYPE = "vault.GetSecretsResponse"
 _LOCAL_NODE_FAILED = "failed to get local node: "
+PROTOCOL_CURRENT = "current"
 
 
 def build_vault_request(
@@ -61,8 +62,22 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+VAULT_SYSTEM_ERROR = "failed to handle get secret request"
+"""The vault's fallback text for its own failures (`vault_error.go`): a system error, -32603."""
+
+
+def vault_error(where: str, message: str, *, user_errors: bool) -> bus.StageError:
+    """A per-secret vault error. N1: always -32603. Current (PROTOCOL 10.11): a user error
+    (-32602, the full text reaches the enclave, which then does not page) unless it is the
+    vault's system-error fallback."""
+    text = f"vault error for secret {where}: {message}"
+    if user_errors and message != VAULT_SYSTEM_ERROR:
+        return invalid_params(text)
+    return internal(text)
+
+
 def translate_vault_response(
-    response: vault_pb2.GetSecretsResponse, enclave_public_key: str
+    response: vault_pb2.GetSecretsResponse, enclave_public_key: str, *, user_errors: bool = False
 ) -> rpc.SecretsResponseResult | bus.StageError:
     """The vault's answer as the enclave's result, or the first failing secret's error."""
     entries: list[rpc.SecretEntry] = []
@@ -70,7 +85,7 @@ def translate_vault_response(
         where = f"{secret.id.namespace}/{secret.id.key}"
         kind = secret.WhichOneof("result")
         if kind == "error" and secret.error:
-            return internal(f"vault error for secret {where}: {secret.error}")
+            return vault_error(where, secret.error, user_errors=user_errors)
         if kind != "data":
             return internal(f"vault returned no data for secret {where}")
         data = secret.data
@@ -151,7 +166,9 @@ async def handle(
             raise DecodeError(f"payload is {answer.type_url!r}, not {VAULT_RESPONSE_TYPE}")
     except DecodeError as exc:
         return internal(f"failed to unmarshal vault response: {exc}")
-    result = translate_vault_response(vault_response, params.enclave_public_key)
+    result = translate_vault_response(
+        vault_response, params.enclave_public_key, user_errors=req.protocol == PROTOCOL_CURRENT
+    )
     if isinstance(result, bus.StageError):
         return result
     return bus.DispatchResult(result=msgspec.Raw(rpc.encode_secrets_result(result)))
