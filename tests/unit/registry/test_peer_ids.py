@@ -135,3 +135,18 @@ def test_an_unloaded_registry_gives_no_trust() -> None:
     reply = registry.trust(RegistryView.unloaded(), "relay-don", "node-0")
     assert isinstance(reply, bus.StageError)
     assert registry.NOT_LOADED in reply.detail
+
+
+def test_the_example_seeds_peer_ids_are_the_public_development_keys_of_its_members() -> None:
+    """deploy/registry.example.json's relay and workflow DONs carry dev_peer_id of each member."""
+    from workers.registry.devseed import EXAMPLE_SEED, dev_peer_id
+    from workers.registry.store import read_seed_file
+
+    view = build_view(read_seed_file(EXAMPLE_SEED), revision=1)
+    for name in ("relay-don", "workflow-don"):
+        don = view.don_by_name(name)
+        assert don is not None
+        assert don.peer_ids == tuple(dev_peer_id(m) for m in don.members)
+    reply = registry.trust(view, "relay-don", "node-0")
+    assert isinstance(reply, bus.Trust)
+    assert reply.own_peer_id == dev_peer_id("node-0")
