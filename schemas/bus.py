@@ -81,8 +81,6 @@ class DonInfo(msgspec.Struct, frozen=True, kw_only=True, tag="don"):
     name: str
     f: int
     members: list[str]
-    # The members' peer ids (Ed25519 public keys), in member order; empty for an N1 DON.
-    peer_ids: list[bytes] = msgspec.field(default_factory=list)
 
 
 class TrustRequest(msgspec.Struct, frozen=True, kw_only=True, tag="trust.get"):

@@ -283,14 +283,19 @@ class Relay:
 
 @asynccontextmanager
 async def relay_node(
-    server: NatsServer, chain: TestChain, root_pem: Path, seed: dict[str, Any] | None = None
+    server: NatsServer,
+    chain: TestChain,
+    root_pem: Path,
+    seed: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Relay]:
-    """Seed the registry, start the fakes and the node's real actors; stop all of it after."""
+    """Seed the registry, start the fakes and the node's real actors (`settings` overriding
+    the node's); stop all of it after."""
     nc = await connect(server.url, actor="test")
     await load_entries(nc, seed_entries_for(seed if seed is not None else module_seed(chain)))
     vault = FakeDon(vault_answer(upstream_vault_response()))
     cap = FakeDon(lambda call: capability.CapabilityOutcome(error="no answer configured"))
-    node = NodeProcess(node_settings(server.url, root_pem), actors=NODE_ACTORS)
+    node = NodeProcess(node_settings(server.url, root_pem, **settings), actors=NODE_ACTORS)
     try:
         await vault.start(
             server.url,

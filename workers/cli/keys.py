@@ -37,7 +37,7 @@ def run_new(args: argparse.Namespace) -> int:
     except nodekey.NodeKeyError as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
-    print(key.peer_id)
+    print(nodekey.peer_id(key))
     return EXIT_OK
 
 
@@ -47,5 +47,5 @@ def run_public(args: argparse.Namespace) -> int:
     except nodekey.NodeKeyError as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
-    print(key.peer_id)
+    print(nodekey.peer_id(key))
     return EXIT_OK

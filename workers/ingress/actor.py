@@ -21,9 +21,19 @@ from typing import Protocol, TypeVar
 import msgspec
 from nats.aio.client import Client
 
-from schemas import bus, rpc, subjects
+from schemas import bus, current, rpc, subjects
 from schemas.gojson import GoJSONError
-from workers.protocol import binding
+from workers.ingress.current import (
+    CurrentParams,
+    CurrentProtocol,
+    key_mismatch,
+    kind_of,
+    memo_key,
+    open_current,
+    sign_result,
+)
+from workers.ingress.memo import MemoNoResult, MemoUnavailable, MemoWaitTimeout
+from workers.protocol import binding, compute_request, enclave_config, signed
 from workers.registry.actor import NO_MEASUREMENTS
 from workers.registry.client import RegistryLookups, open_registry
 from workers.runtime.bus import (
@@ -91,7 +101,11 @@ class Ingress:
         settings: NodeSettings,
         metrics: RelayMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        signing: CurrentProtocol | None = None,
     ) -> None:
+        if (settings.protocol == "current") != (signing is not None):
+            raise ValueError("RELAY_PROTOCOL=current needs its key, trust lookup and memo")
+        self._current = signing
         self._stages = stages
         self._settings = settings
         self._metrics = metrics
@@ -149,11 +163,32 @@ class Ingress:
             raise _Failure(rpc.ErrMethodNotFound, f"unsupported method: {envelope.method}")
         if envelope.params is None:
             raise _Failure(rpc.ErrInvalidParams, "missing params")
+        if self._current is not None:
+            return await self._serve_current(self._current, envelope, envelope.params, deadline)
         try:
             bound = binding.bind(envelope.method, envelope.params)
         except GoJSONError as exc:
             raise _Failure(rpc.ErrInvalidParams, exc.message) from exc
+        await self._attest(bound, deadline)
 
+        self._within_budget("dispatch", deadline)
+        dispatched = await self._stage(
+            "dispatch",
+            self._stages.dispatch(
+                bus.DispatchRequest(
+                    request_id=envelope.id,
+                    method=envelope.method,
+                    params=msgspec.Raw(bound.params_json),
+                ),
+                deadline,
+            ),
+        )
+        if isinstance(dispatched, bus.StageError):
+            raise _Failure(dispatched.code, dispatched.message, dispatched.detail)
+        return bytes(dispatched.result)
+
+    async def _attest(self, bound: binding.Bound, deadline: float) -> None:
+        """The attestation and its binding to the params, against the registry's measurements."""
         # Attestation first: a bad owner or payload with a bad attestation is -32603 (PROTOCOL 2.5).
         if not bound.attestation:
             raise _internal("missing attestation")
@@ -185,6 +220,64 @@ class Ingress:
         if isinstance(verdict, bus.StageError):
             raise _internal(verdict.detail)
 
+    async def _serve_current(
+        self, cur: CurrentProtocol, envelope: rpc.Request, raw_params: bytes, deadline: float
+    ) -> bytes:
+        """PROTOCOL 10, in upstream's order: bind (DomainHash v2), attest, EnclaveConfig,
+        Workflow-DON authorization (secrets), then the memo, dispatch and signing."""
+        method = envelope.method
+        try:
+            bound = binding.bind_current(method, raw_params)
+        except GoJSONError as exc:
+            raise _Failure(rpc.ErrInvalidParams, exc.message) from exc
+        await self._attest(bound, deadline)
+        params = bound.params
+        if not isinstance(params, current.SecretsRequestParams | current.CapabilityRequestParams):
+            raise _internal(f"unexpected params type {type(params).__name__}")
+        self._within_budget("registry", deadline)
+        trust = await self._stage("registry", cur.trust(deadline))
+        if isinstance(trust, bus.StageError):
+            raise _internal(trust.detail)
+        if not isinstance(trust, bus.Trust):
+            raise _internal(f"unexpected registry reply {trust!r}")
+        if trust.own_peer_id != cur.key.public_key:
+            raise _internal(key_mismatch(trust.own_peer_id, cur.key, self._settings.node))
+        try:
+            enclave_config.check(params.enclave_config, trust.relay_f, trust.relay_signers)
+        except enclave_config.EnclaveConfigError as exc:
+            raise _internal(exc.message) from exc
+        if isinstance(params, current.SecretsRequestParams):
+            try:
+                compute_request.authorize(
+                    params,
+                    trust.workflow_members,
+                    trust.workflow_f,
+                    require_bft=trust.require_bft_quorum,
+                )
+            except compute_request.AuthorizationError as exc:
+                raise _Failure(rpc.ErrInvalidParams, exc.message) from exc
+        kind = kind_of(method)
+        try:
+            return await cur.memo.run(
+                memo_key(params),
+                lambda: self._dispatch_and_sign(cur, envelope, bound, params, deadline),
+                deadline=deadline,
+            )
+        except MemoWaitTimeout as exc:
+            raise _internal(f"timed out waiting for in-flight {kind} request") from exc
+        except MemoNoResult as exc:
+            raise _internal(f"in-flight {kind} request completed without a result") from exc
+        except MemoUnavailable as exc:
+            raise _internal(str(exc)) from exc
+
+    async def _dispatch_and_sign(
+        self,
+        cur: CurrentProtocol,
+        envelope: rpc.Request,
+        bound: binding.Bound,
+        params: CurrentParams,
+        deadline: float,
+    ) -> bytes:
         self._within_budget("dispatch", deadline)
         dispatched = await self._stage(
             "dispatch",
@@ -193,13 +286,21 @@ class Ingress:
                     request_id=envelope.id,
                     method=envelope.method,
                     params=msgspec.Raw(bound.params_json),
+                    protocol="current",
                 ),
                 deadline,
             ),
         )
         if isinstance(dispatched, bus.StageError):
             raise _Failure(dispatched.code, dispatched.message, dispatched.detail)
-        return bytes(dispatched.result)
+        kind = kind_of(envelope.method)
+        try:
+            return sign_result(cur.key, envelope.method, params, bytes(dispatched.result))
+        except signed.InvalidParamsError as exc:
+            # Validate runs only here, at signing, after the call (as upstream): -32603.
+            raise _internal(
+                f"failed to sign {kind} response: hash {kind} response: {exc.message}"
+            ) from exc
 
     def _within_budget(self, name: str, deadline: float) -> None:
         """Start no stage past the deadline (a request may have waited in the queue): in
@@ -283,7 +384,18 @@ class NatsStages:
 async def run(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None = None) -> Service:
     """Serve the node's JSON-RPC subject (unless the node is disabled)."""
     registry = await open_registry(nc, settings)
-    ingress = Ingress(NatsStages(nc, settings, registry), settings=settings, metrics=metrics)
+    cur: CurrentProtocol | None = None
+    if settings.protocol == "current":
+        try:
+            cur = await open_current(
+                nc, settings, registry, time.monotonic() + settings.request_timeout_s
+            )
+        except BaseException:
+            await registry.close()
+            raise
+    ingress = Ingress(
+        NatsStages(nc, settings, registry), settings=settings, metrics=metrics, signing=cur
+    )
     svc = Service(
         nc,
         name="relay-ingress",

@@ -161,13 +161,7 @@ def don(view: RegistryView, name: str) -> bus.DonInfo | bus.StageError:
             raise _LookupError(f"could not find DON named {name!r}")
     except _LookupError as exc:
         return _internal(f"failed to get DON {name}: {exc}")
-    return bus.DonInfo(
-        id=found.id,
-        name=found.name,
-        f=found.f,
-        members=list(found.members),
-        peer_ids=list(found.peer_ids),
-    )
+    return bus.DonInfo(id=found.id, name=found.name, f=found.f, members=list(found.members))
 
 
 def trust(view: RegistryView, don_name: str, node: str) -> bus.Trust | bus.StageError:

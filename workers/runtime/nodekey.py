@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from workers.protocol.signed import NodeKey
+
+__all__ = [
+    "KEY_FILE_MODE",
+    "NodeKey",
+    "NodeKeyError",
+    "load",
+    "parse_seed_hex",
+    "peer_id",
+    "write_new",
+]
 
 SEED_BYTES = 32
-PUBLIC_KEY_BYTES = 32
 KEY_FILE_MODE = 0o600
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -29,31 +36,9 @@ class NodeKeyError(ValueError):
     """The key file cannot be used; the message names the file, never its content."""
 
 
-@dataclass(frozen=True)
-class NodeKey:
-    """A loaded node key: sign with it, show its public key; its repr shows no secret."""
-
-    public_key: bytes
-    _private: Ed25519PrivateKey = field(repr=False, compare=False)
-
-    @property
-    def peer_id(self) -> str:
-        """The public key as lowercase hex: how the registry and operators name this node."""
-        return self.public_key.hex()
-
-    def sign(self, message: bytes) -> bytes:
-        """Pure Ed25519 (RFC 8032) over `message`: deterministic, 64 bytes."""
-        return self._private.sign(message)
-
-    @classmethod
-    def from_seed(cls, seed: bytes) -> NodeKey:
-        if len(seed) != SEED_BYTES:
-            raise NodeKeyError(f"an Ed25519 seed is {SEED_BYTES} bytes, got {len(seed)}")
-        private = Ed25519PrivateKey.from_private_bytes(seed)
-        public = private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return cls(public_key=public, _private=private)
+def peer_id(key: NodeKey) -> str:
+    """The public key as lowercase hex: how the registry and operators name a node."""
+    return key.public_key.hex()
 
 
 def parse_seed_hex(text: str, where: str) -> bytes:
@@ -90,13 +75,13 @@ def load(path: Path) -> NodeKey:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         raise NodeKeyError(f"node key {path}: not a hex seed") from exc
-    return NodeKey.from_seed(parse_seed_hex(text, f"node key {path}"))
+    return NodeKey(parse_seed_hex(text, f"node key {path}"))
 
 
 def write_new(path: Path) -> NodeKey:
     """Create a new key file (mode 0600, never overwriting) and return its key."""
     seed = os.urandom(SEED_BYTES)
-    key = NodeKey.from_seed(seed)
+    key = NodeKey(seed)
     try:
         # O_EXCL: an existing file (a key in use, or a link someone planted) is never replaced.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)

@@ -19,7 +19,7 @@ def test_keys_new_writes_a_0600_file_and_prints_its_public_key(
     assert main(["keys", "new", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert printed == nodekey.load(out).peer_id + "\n"
+    assert printed == nodekey.peer_id(nodekey.load(out)) + "\n"
     assert out.read_text().strip() not in printed
 
 

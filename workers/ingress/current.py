@@ -1,0 +1,128 @@
+"""What the ingress adds under `RELAY_PROTOCOL=current` (PROTOCOL 10): its key, the trust lookup,
+the response memo, and the rules that turn a dispatch result into a signed one.
+
+The ingress is the only actor that loads the node key (docs/security.md): it is the one that
+assembles the answer, and the dispatchers, verifier and registry never need to sign anything.
+At start it refuses to serve when the registry's peer id for this node is not its public key;
+per request it checks again (the registry can change while it runs), so a node never signs with
+a key the enclave would not count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgspec
+from nats.aio.client import Client
+
+from schemas import bus, current, rpc
+from workers.ingress.memo import Memo, ResponseMemo, capability_key, secrets_key
+from workers.ingress.memo_shared import SharedResponseMemo
+from workers.protocol import signed
+from workers.registry.actor import NOT_LOADED
+from workers.registry.client import RegistryLookups
+from workers.runtime import nodekey
+from workers.runtime.settings import NodeSettings
+
+log = logging.getLogger("relay.ingress")
+
+TrustLookup = Callable[[float], Awaitable[bus.RegistryReply]]
+CurrentParams = current.SecretsRequestParams | current.CapabilityRequestParams
+
+
+class NodeKeyMismatch(RuntimeError):
+    """This node's key is not the one the registry names for it: the node must not serve."""
+
+
+@dataclass(frozen=True)
+class CurrentProtocol:
+    """The node key, where the trust anchors come from, and the memo of signed results."""
+
+    key: signed.NodeKey
+    trust: TrustLookup
+    memo: Memo
+
+
+def kind_of(method: str) -> str:
+    """`secrets` or `capability`: how upstream's texts name a method."""
+    return "secrets" if method == rpc.MethodSecretsGet else "capability"
+
+
+def memo_key(params: CurrentParams) -> str:
+    """The logical request (workers/ingress/memo.py explains both keys)."""
+    if isinstance(params, current.CapabilityRequestParams):
+        return capability_key(
+            params.workflow_id, params.execution_id, params.reference_id, params.capability_id
+        )
+    # Everything the response hash binds of the request, nothing that may differ on a retry.
+    cleaned = msgspec.structs.replace(params, attestation="", signed_compute_requests=None)
+    digest = hashlib.sha256(current.encode_secrets_params(cleaned)).digest()
+    return secrets_key(params.workflow_id, params.execution_id, digest)
+
+
+def key_mismatch(own_peer_id: bytes, key: signed.NodeKey, node: str) -> str:
+    return (
+        f"node key {key.public_key.hex()} is not the peer id the registry holds for node "
+        f"{node} ({own_peer_id.hex()})"
+    )
+
+
+def sign_result(key: signed.NodeKey, method: str, params: CurrentParams, result: bytes) -> bytes:
+    """The signed result JSON (PROTOCOL 10.2-10.5) of a dispatcher's Go-encoded result.
+
+    Raises `signed.InvalidParamsError` when `Validate` fails (the caller's -32603).
+    """
+    decoded: rpc.SecretsResponseResult | rpc.CapabilityResponseResult
+    if method == rpc.MethodSecretsGet:
+        decoded = current.decode_secrets_result(result)
+    else:
+        decoded = current.decode_capability_result(result)
+    return signed.sign_result_json(key, method, params, decoded)
+
+
+def load_key(settings: NodeSettings) -> signed.NodeKey:
+    if settings.node_key is None:
+        raise nodekey.NodeKeyError(
+            "RELAY_PROTOCOL=current needs the node's key file: set RELAY_NODE_KEY"
+            " (create one with `relay keys new --out FILE`)"
+        )
+    return nodekey.load(settings.node_key)
+
+
+async def check_registered(
+    key: signed.NodeKey, registry: RegistryLookups, settings: NodeSettings, deadline: float
+) -> None:
+    """Refuse to start when the loaded registry names another key (or none) for this node.
+
+    A registry not read yet is no verdict: the node starts and every request fails closed
+    until it is, then the per-request check applies.
+    """
+    reply = await registry.trust(deadline)
+    if isinstance(reply, bus.Trust):
+        if reply.own_peer_id != key.public_key:
+            raise NodeKeyMismatch(
+                f"refusing to start: {key_mismatch(reply.own_peer_id, key, settings.node)}"
+            )
+        return
+    detail = reply.detail if isinstance(reply, bus.StageError) else repr(reply)
+    if NOT_LOADED in detail:
+        log.warning("registry not loaded yet: the node key is checked on every request")
+        return
+    raise NodeKeyMismatch(f"refusing to start: {detail}")
+
+
+async def open_current(
+    nc: Client, settings: NodeSettings, registry: RegistryLookups, deadline: float
+) -> CurrentProtocol:
+    key = load_key(settings)
+    await check_registered(key, registry, settings, deadline)
+    memo: Memo = (
+        await SharedResponseMemo.open(nc, settings.node)
+        if settings.dedupe == "shared"
+        else ResponseMemo()
+    )
+    log.info("serving the current protocol as peer id %s", key.public_key.hex())
+    return CurrentProtocol(key=key, trust=registry.trust, memo=memo)
