@@ -689,3 +689,106 @@ def test_a_refused_password_is_named_not_mistaken_for_silence(
     assert done.returncode == 1, done.stderr
     assert "refused the connection" in done.stderr
     assert "authorization violation" in done.stderr.lower()
+
+
+# --- (f) RELAY_PROTOCOL=current under the same grants -------------------------------------------
+
+
+@pytest.mark.parametrize("lookups", ["local", "actor"])
+async def test_a_node_under_the_current_protocol_signs_and_shares_its_memo_under_its_grants(
+    secured_server: NatsServer,
+    chain: TestChain,
+    seeded: None,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    lookups: str,
+) -> None:
+    """The trust lookup, the relay_memo bucket and signing work as per-actor users; only the
+    ingress may write signed results into the memo bucket."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from workers.ingress.current import memo_key
+    from workers.ingress.memo_shared import BUCKET as MEMO_BUCKET
+    from workers.ingress.memo_shared import SharedResponseMemo
+    from workers.protocol import signed
+    from workers.runtime import nodekey
+
+    key_file = tmp_path / "node.key"
+    key = nodekey.write_new(key_file)
+    root = tmp_path / "root.pem"
+    root.write_bytes(chain.root_pem)
+    current_seed = seed_with_measurements(
+        [chain.trusted_values_json()], members=(NODE,), f=0, peer_ids=[key.public_key]
+    )
+    user, password = credentials.credentials_for("registry-admin")
+    admin = await connect(secured_server.url, actor="registry-admin", user=user, password=password)
+    proc = NodeProcess(
+        NodeSettings(
+            don=DON,
+            node=NODE,
+            nats_url=secured_server.url,
+            dev_root_pem=root,
+            request_timeout_s=5.0,
+            registry_lookups=lookups,
+            protocol="current",
+            node_key=key_file,
+            dedupe="shared",
+        ),
+        actors=(*REFERENCE_ACTORS, *NODE_ACTORS),
+    )
+    try:
+        await asyncio.wait_for(load_entries(admin, seed_entries_for(current_seed)), WAIT_S)
+        await asyncio.wait_for(proc.start(), 15)
+        params = {
+            **echo_params("signed hi"),
+            "execution_id": f"current-{lookups}-{time.monotonic_ns()}",
+            "enclave_config": {
+                "signers": [base64.b64encode(key.public_key).decode()],
+                "master_public_key": base64.b64encode(b"mpk").decode(),
+                "t": 1,
+                "f": 1,
+            },
+        }
+        bound = binding.bind_current(rpc.MethodCapabilityExec, json.dumps(params).encode())
+        document = chain.document(user_data=bound.user_data)
+        raw = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": "perm-current",
+                "method": rpc.MethodCapabilityExec,
+                "params": {**params, "attestation": base64.b64encode(document).decode()},
+            }
+        ).encode()
+        async with (
+            as_actor(secured_server, "gateway") as gateway,
+            as_actor(secured_server, "dispatch-secrets") as other,
+        ):
+            reply = await gateway.nc.request(RPC, raw, timeout=10)
+            body = json.loads(reply.data)["result"]
+            signature = base64.b64decode(body["signature"]["signature"])
+            response_hash = signed.capability_response_hash(
+                bound.params,  # type: ignore[arg-type]
+                rpc.CapabilityResponseResult(**body["result"]),
+            )
+            Ed25519PublicKey.from_public_bytes(key.public_key).verify(
+                signature, signed.relay_payload(response_hash)
+            )
+            await other.nc.publish(f"$KV.{MEMO_BUCKET}.x", b"forged")
+            await other.violation(f'publish to "$KV.{MEMO_BUCKET}.')
+        async with as_actor(secured_server, "ingress") as ingress:
+            kv = await ingress.nc.jetstream(timeout=WAIT_S).key_value(MEMO_BUCKET)
+            stored = SharedResponseMemo(kv, NODE).kv_key(memo_key(bound.params))  # type: ignore[arg-type]
+            assert (await kv.get(stored)).value == json.dumps(body, separators=(",", ":")).encode()
+    finally:
+        await proc.stop()
+        await asyncio.wait_for(
+            load_entries(
+                admin,
+                seed_entries_for(
+                    seed_with_measurements([chain.trusted_values_json()], members=(NODE,), f=0)
+                ),
+            ),
+            WAIT_S,
+        )
+        await admin.close()
+    assert [v for v in _violations(caplog) if "relay_memo.x" not in v] == []
