@@ -8,9 +8,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from workers.cli.args import nats_servers_arg, positive_int
@@ -108,6 +110,8 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
     # The URL goes by the environment, not argv: it may carry a password, and argv is public
     # to every local user (`ps`).
     env["RELAY_NATS_URL"] = settings.nats_url
+    if settings.node_key is not None:
+        env["RELAY_NODE_KEY"] = str(settings.node_key)  # a path, never the key
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -192,6 +196,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register_up(sub)
 
 
+def _dev_key(settings: NodeSettings, directory: Path) -> Path:
+    """RELAY_PROTOCOL=current without RELAY_NODE_KEY: the node's PUBLIC development key (the one
+    deploy/registry.example.json lists), in a 0600 file of a private temp dir, loudly."""
+    from workers.registry.devseed import dev_node_seed
+    from workers.runtime import nodekey
+
+    path = directory / f"{settings.node}.key"
+    key = nodekey.write_new(path, dev_node_seed(settings.node))
+    print(
+        f"WARNING: RELAY_PROTOCOL=current without RELAY_NODE_KEY: signing with the PUBLIC"
+        f" development key of {settings.node} (peer id {nodekey.peer_id(key)}); development"
+        " only, never in production (`relay keys new`)",
+        flush=True,
+    )
+    return path
+
+
 class _Stop(BaseException):
     """SIGINT or SIGTERM reached `relay up` (a BaseException, like KeyboardInterrupt, so that no
     `except Exception` on the way swallows it)."""
@@ -209,12 +230,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from workers.node.process import embedded_server, seed_registry
 
     server = None
+    key_dir: str | None = None
     procs: dict[str, subprocess.Popen[str]] = {}
     # From the very start: a signal during the server's start, the seeding or the wait for the
     # actors must still stop what was started (by default it killed `relay up` alone).
     previous = {sig: signal.signal(sig, _raise_stop) for sig in _STOP_SIGNALS}
     try:
         settings = _settings(args)
+        if settings.protocol == "current" and settings.node_key is None:
+            key_dir = tempfile.mkdtemp(prefix="relay-up-key-")
+            settings = dataclasses.replace(settings, node_key=_dev_key(settings, Path(key_dir)))
         if args.nats is None and not os.environ.get("RELAY_NATS_URL"):
             server = embedded_server()
             server.start_sync()
@@ -272,6 +297,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
             _stop_processes(procs)
             if server is not None:
                 server.cleanup()
+            if key_dir is not None:
+                shutil.rmtree(key_dir, ignore_errors=True)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

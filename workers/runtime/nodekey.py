@@ -78,9 +78,10 @@ def load(path: Path) -> NodeKey:
     return NodeKey(parse_seed_hex(text, f"node key {path}"))
 
 
-def write_new(path: Path) -> NodeKey:
-    """Create a new key file (mode 0600, never overwriting) and return its key."""
-    seed = os.urandom(SEED_BYTES)
+def write_new(path: Path, seed: bytes | None = None) -> NodeKey:
+    """Create a new key file (mode 0600, never overwriting) and return its key; a fresh random
+    seed unless one is given (the public development keys of `relay up`)."""
+    seed = os.urandom(SEED_BYTES) if seed is None else seed
     key = NodeKey(seed)
     try:
         # O_EXCL: an existing file (a key in use, or a link someone planted) is never replaced.
