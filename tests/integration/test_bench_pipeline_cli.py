@@ -76,3 +76,31 @@ def _children_of_tests() -> set[int]:
         if fields[1] == me:  # ppid
             children.add(int(entry))
     return children
+
+
+def test_a_short_current_run_reports_the_signed_node_beside_n1() -> None:
+    """--current: the current node's figures come from signed answers in the same rounds."""
+    argv = ["bench", "pipeline", "--json", "--current", "--requests", "60", "--seconds", "0.2"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *argv, "--in-flight", "8", "--latency-rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    cur = report["current"]
+    assert cur["throughput_rps"] > 0
+    assert len(cur["throughput_rounds_rps"]) == 3
+    assert cur["p99_ms"] >= cur["p50_ms"] > 0
+    assert cur["latency_samples"] == report["latency_samples"]
+    assert cur["throughput_over_n1"] == pytest.approx(
+        cur["throughput_rps"] / report["throughput_rps"], rel=1e-3
+    )
+    # The current node's own ingress signs and authorises: it works more than n1's.
+    assert {"ingress", "verifier", "nats-server"} <= set(cur["cpu_us_per_request"])
+    assert cur["step_costs_us"]["sign_secrets_us"] > 0
+    assert cur["step_costs_us"]["authorize_f_plus_1_us"] > 0
+    # The n1 node's figures keep their own processes only.
+    assert not any(name.startswith("current ") for name in report["cpu_us_per_request"])

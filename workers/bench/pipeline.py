@@ -48,8 +48,9 @@ from schemas import rpc, subjects
 from schemas.proto.gen import sdk_pb2
 from workers.attestation import MeasurementIndex, TrustRoots, Verifier
 from workers.attestation.testchain import TestChain
+from workers.bench import current as bench_current
 from workers.cli.node import wait_ready
-from workers.node.process import ALL_ACTORS
+from workers.node.process import ALL_ACTORS, NODE_ACTORS
 from workers.protocol import binding
 from workers.reference import enclave_crypto
 from workers.registry.devseed import seed_entries_for, seed_with_measurements
@@ -79,6 +80,8 @@ class PipelineSettings:
     warmup: int = 200
     echo_samples: int = 2000
     """Sequential echo requests for the floor, split over the latency rounds."""
+    current: bool = False
+    """Also run a node under RELAY_PROTOCOL=current and measure it in the same rounds."""
 
 
 class BenchFailed(RuntimeError):
@@ -123,8 +126,9 @@ def mint_requests(chain: TestChain, count: int, tag: str) -> list[bytes]:
     return out
 
 
-def check_answer(request_body: bytes, answer: bytes) -> None:
-    """Raise BenchFailed unless `answer` is the successful result of `request_body`'s method."""
+def check_answer(request_body: bytes, answer: bytes, *, signed: bool = False) -> None:
+    """Raise BenchFailed unless `answer` is the successful result of `request_body`'s method
+    (`signed`: the current protocol's signed object around it)."""
     sent = json.loads(request_body)
     try:
         got = json.loads(answer)
@@ -133,6 +137,13 @@ def check_answer(request_body: bytes, answer: bytes) -> None:
     result = got.get("result") if isinstance(got, dict) else None
     if not isinstance(result, dict) or got.get("id") != sent["id"]:
         raise BenchFailed(f"request {sent['id']} failed: {answer[:300]!r}")
+    if signed:
+        signature = result.get("signature")
+        if not isinstance(signature, dict) or not signature.get("signature"):
+            raise BenchFailed(f"request {sent['id']}: no signature: {answer[:300]!r}")
+        result = result.get("result")
+        if not isinstance(result, dict):
+            raise BenchFailed(f"request {sent['id']}: no signed result: {answer[:300]!r}")
     expected = "secrets" if sent["method"] == rpc.MethodSecretsGet else "payload"
     if expected not in result:
         raise BenchFailed(f"request {sent['id']}: no {expected!r} in the result: {answer[:300]!r}")
@@ -141,17 +152,21 @@ def check_answer(request_body: bytes, answer: bytes) -> None:
 # --- load shapes ------------------------------------------------------------------------------
 
 
-async def _timed(nc: Client, subject: str, body: bytes, *, check: bool) -> float:
+Check = bool | str
+"""False: no check; True: the n1 result; "signed": the current protocol's signed result."""
+
+
+async def _timed(nc: Client, subject: str, body: bytes, *, check: Check) -> float:
     started = time.perf_counter()
     answer = await request(nc, subject, body, timeout_s=REQUEST_TIMEOUT_S)
     elapsed = time.perf_counter() - started
     if check:
-        check_answer(body, answer)
+        check_answer(body, answer, signed=check == "signed")
     return elapsed
 
 
 async def saturate(
-    nc: Client, subject: str, bodies: Sequence[bytes], in_flight: int, *, check: bool
+    nc: Client, subject: str, bodies: Sequence[bytes], in_flight: int, *, check: Check
 ) -> float:
     """Requests per second with `in_flight` outstanding at all times (closed loop)."""
     pending = list(reversed(bodies))
@@ -166,7 +181,7 @@ async def saturate(
 
 
 async def open_loop(
-    nc: Client, subject: str, bodies: Sequence[bytes], rate: float, *, check: bool
+    nc: Client, subject: str, bodies: Sequence[bytes], rate: float, *, check: Check
 ) -> list[float]:
     """Latencies of requests sent on a fixed schedule of `rate` per second (open loop)."""
     interval = 1.0 / rate
@@ -220,18 +235,35 @@ def _spawn(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def start_processes(url: str, root: Path) -> dict[str, subprocess.Popen[str]]:
+def _worker(actor: str, url: str, node: str, root: Path) -> list[str]:
+    return [sys.executable, "-m", "workers.cli", "worker", actor, "--nats", url,
+            "--don", DON, "--node", node, "--dev-root", str(root)]  # fmt: skip
+
+
+def start_processes(
+    url: str, root: Path, current_key: Path | None = None
+) -> dict[str, subprocess.Popen[str]]:
+    """The n1 node's actors, the reference DONs and the raw echo; with `current_key`, also the
+    actors of node-1 under the current protocol (named `current <actor>`)."""
     env = {**os.environ, "RELAY_NATS_NO_AUTH": "1", "RELAY_LOG_LEVEL": "ERROR"}
+    env.pop("RELAY_PROTOCOL", None)  # the n1 node is n1 whatever the caller's shell says
+    env.pop("RELAY_NODE_KEY", None)
     commands = {
         "raw echo": [sys.executable, "-m", "workers.bench.echo_responder", url, ECHO_SUBJECT]
     }
+    envs = {name: env for name in commands}
     for actor in ALL_ACTORS:
-        commands[actor] = [sys.executable, "-m", "workers.cli", "worker", actor, "--nats", url,
-                           "--don", DON, "--node", NODE, "--dev-root", str(root)]  # fmt: skip
+        commands[actor] = _worker(actor, url, NODE, root)
+        envs[actor] = env
+    if current_key is not None:
+        current_env = {**env, "RELAY_PROTOCOL": "current", "RELAY_NODE_KEY": str(current_key)}
+        for actor in NODE_ACTORS:
+            commands[f"current {actor}"] = _worker(actor, url, bench_current.CURRENT_NODE, root)
+            envs[f"current {actor}"] = current_env
     procs: dict[str, subprocess.Popen[str]] = {}
     try:
         for name, cmd in commands.items():
-            procs[name] = _spawn(cmd, env)
+            procs[name] = _spawn(cmd, envs[name])
         wait_ready(procs, START_TIMEOUT_S)
     except RuntimeError as exc:
         stop_processes(list(procs.values()))
@@ -277,13 +309,15 @@ async def _seed(url: str, chain: TestChain) -> None:
         await admin.close()
 
 
-async def _until_answering(nc: Client, chain: TestChain) -> None:
+async def _until_answering(
+    nc: Client, bodies: Sequence[bytes], subject: str, check: Check = True
+) -> None:
     """The workers said ready; wait (bounded) until a whole request succeeds."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    for body in mint_requests(chain, 2, "probe"):
+    for body in bodies:
         while True:
             try:
-                await _timed(nc, subjects.rpc(DON, NODE), body, check=True)
+                await _timed(nc, subject, body, check=check)
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:
@@ -291,28 +325,57 @@ async def _until_answering(nc: Client, chain: TestChain) -> None:
                 await asyncio.sleep(0.1)
 
 
+SHARED_PROCESSES = ("nats-server", "vault", "echo", "bench (requester)")
+"""Processes both nodes' requests go through (their CPU counts for each node's rounds)."""
+CURRENT_PREFIX = "current "
+
+
+def _node_pids(pids: dict[str, int], current: bool) -> dict[str, int]:
+    """The processes of one node's rounds: its own actors and the shared ones."""
+    return {
+        name: pid
+        for name, pid in pids.items()
+        if name.startswith(CURRENT_PREFIX) == current or (current and name in SHARED_PROCESSES)
+    }
+
+
 async def _measure(
     url: str, chain: TestChain, settings: PipelineSettings, pids: dict[str, int]
 ) -> dict[str, Any]:
     rpc_subject = subjects.rpc(DON, NODE)
+    current_subject = subjects.rpc(DON, bench_current.CURRENT_NODE)
     per_round = max(1, settings.requests // settings.rounds)
     warmup = mint_requests(chain, settings.warmup, "warm")
     rounds = [mint_requests(chain, per_round, f"sat{r}") for r in range(settings.rounds)]
+    current_rounds: list[list[bytes]] = []
     echo_body = rounds[0][0]  # an echo of a real request's size
     nc = await connect(url, actor="bench")
     try:
-        await _until_answering(nc, chain)
+        await _until_answering(nc, mint_requests(chain, 2, "probe"), rpc_subject)
         await saturate(nc, rpc_subject, warmup, 16, check=True)
-        node_rps, echo_rps = [], []
-        for bodies in rounds:
+        if settings.current:
+            mint = bench_current.mint_requests
+            await _until_answering(nc, mint(chain, 2, "cprobe"), current_subject, "signed")
+            await saturate(nc, current_subject, mint(chain, settings.warmup, "cwarm"), 16,
+                           check="signed")  # fmt: skip
+            current_rounds = [mint(chain, per_round, f"csat{r}") for r in range(settings.rounds)]
+        node_rps, echo_rps, current_rps = [], [], []
+        for r, bodies in enumerate(rounds):
             echo_rps.append(
                 await saturate(
                     nc, ECHO_SUBJECT, [echo_body] * per_round, settings.in_flight, check=False
                 )
             )
             node_rps.append(await saturate(nc, rpc_subject, bodies, settings.in_flight, check=True))
+            if current_rounds:
+                current_rps.append(
+                    await saturate(
+                        nc, current_subject, current_rounds[r], settings.in_flight, check="signed"
+                    )
+                )
         throughput = statistics.median(node_rps)
-        rate = throughput / 2
+        # Both nodes at the same rate: half of the slower one's saturation throughput.
+        rate = min(throughput, statistics.median(current_rps) if current_rps else throughput) / 2
         per_latency_round = max(50, int(rate * settings.seconds / settings.latency_rounds))
         echo_per_round = max(20, settings.echo_samples // settings.latency_rounds)
         pids = {**pids, "bench (requester)": os.getpid()}
@@ -320,13 +383,30 @@ async def _measure(
             mint_requests(chain, per_latency_round, f"lat{r}")
             for r in range(settings.latency_rounds)
         ]
+        current_paced = [
+            bench_current.mint_requests(chain, per_latency_round, f"clat{r}")
+            for r in range(settings.latency_rounds if settings.current else 0)
+        ]
         cpu_spent: dict[str, float] = {}
+        current_cpu: dict[str, float] = {}
         pooled: list[float] = []
+        current_pooled: list[float] = []
         latency_rounds = []
-        for paced in paced_rounds:
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        current_p50s = []
+        for r, paced in enumerate(paced_rounds):
+            n1_pids = _node_pids(pids, current=False)
+            before = {name: cpu_seconds(pid) for name, pid in n1_pids.items()}
             latencies = await open_loop(nc, rpc_subject, paced, rate, check=True)
-            _add_cpu(cpu_spent, before, {n: cpu_seconds(p) for n, p in pids.items()})
+            _add_cpu(cpu_spent, before, {n: cpu_seconds(p) for n, p in n1_pids.items()})
+            if current_paced:
+                cur_pids = _node_pids(pids, current=True)
+                before = {name: cpu_seconds(pid) for name, pid in cur_pids.items()}
+                signed_latencies = await open_loop(
+                    nc, current_subject, current_paced[r], rate, check="signed"
+                )
+                _add_cpu(current_cpu, before, {n: cpu_seconds(p) for n, p in cur_pids.items()})
+                current_pooled.extend(signed_latencies)
+                current_p50s.append(percentile_ms(signed_latencies, 50))
             echo_seq = await sequential(nc, ECHO_SUBJECT, echo_body, echo_per_round)
             verify_ms = verify_warm_ms(chain)
             pooled.extend(latencies)
@@ -345,7 +425,7 @@ async def _measure(
     p50 = statistics.median(r["p50_ms"] for r in latency_rounds)
     p99 = percentile_ms(pooled, 99)
     ratio = statistics.median(r["p50_over_floor"] for r in latency_rounds)
-    return {
+    report: dict[str, Any] = {
         "throughput_rps": round(throughput, 1),
         "throughput_rounds_rps": [round(x, 1) for x in node_rps],
         "echo_throughput_rps": round(statistics.median(echo_rps), 1),
@@ -371,6 +451,45 @@ async def _measure(
             "p99_at_most_15_ms_at_half_rate": p99 <= TARGET_P99_MS,
             "p50_at_most_3x_echo_plus_verify": ratio <= TARGET_P50_FACTOR,
         },
+    }
+    if settings.current:
+        report["current"] = _current_report(
+            current_rps, current_pooled, current_p50s, current_cpu, report, chain
+        )
+    return report
+
+
+def _current_report(
+    rps: list[float],
+    pooled: list[float],
+    p50s: list[float],
+    cpu_spent: dict[str, float],
+    n1: dict[str, Any],
+    chain: TestChain,
+) -> dict[str, Any]:
+    """The current node's figures beside the n1 node's of the same rounds, and the step costs."""
+    pooled.sort()
+    throughput = statistics.median(rps)
+    p50 = statistics.median(p50s)
+    cpu = {
+        name.removeprefix(CURRENT_PREFIX): round(spent / len(pooled) * 1e6)
+        for name, spent in cpu_spent.items()
+    }
+    total = round(sum(cpu.values()))
+    return {
+        "throughput_rps": round(throughput, 1),
+        "throughput_rounds_rps": [round(x, 1) for x in rps],
+        "throughput_over_n1": round(throughput / n1["throughput_rps"], 4),
+        "latency_samples": len(pooled),
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(percentile_ms(pooled, 99), 3),
+        "p50_minus_n1_ms": round(p50 - n1["p50_ms"], 3),
+        "cpu_us_per_request": cpu,
+        "cpu_us_per_request_total": total,
+        "cpu_us_added_per_request": total - n1["cpu_us_per_request_total"],
+        "request_bytes": len(bench_current.mint_requests(chain, 1, "size")[0]),
+        # Each added step alone, in one process: what the end-to-end difference is made of.
+        "step_costs_us": bench_current.step_costs(chain),
     }
 
 
@@ -408,7 +527,8 @@ def run(settings: PipelineSettings | None = None) -> dict[str, Any]:
         try:
             # Seeded before the actors start, so each one's registry view loads at once.
             asyncio.run(_seed(server.url, chain))
-            procs = start_processes(server.url, root)
+            key = bench_current.write_key(Path(tmp)) if settings.current else None
+            procs = start_processes(server.url, root, key)
             pids = {"nats-server": server.pid} | {name: p.pid for name, p in procs.items()}
             try:
                 return run_loop(_measure(server.url, chain, settings, pids))
@@ -420,28 +540,47 @@ def run(settings: PipelineSettings | None = None) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     targets = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["targets"].items())
-    return "\n".join(
-        [
-            "relay bench pipeline: one node, each actor its own process; both methods;"
-            " a fresh test-chain attestation per request",
-            f"  saturation ({result['in_flight']} in flight): node {result['throughput_rps']:.0f} req/s,"
-            f" raw echo {result['echo_throughput_rps']:.0f} req/s"
-            f" (node/echo {result['throughput_over_echo']:.3f}); rounds {result['throughput_rounds_rps']}",
-            f"  at {result['latency_rate_rps']:.0f} req/s ({result['latency_samples']} requests):"
-            f" node p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms;"
-            f" raw echo p50 {result['echo_at_rate_p50_ms']:.2f} ms, p99 {result['echo_at_rate_p99_ms']:.2f} ms",
-            f"  floor (median round): raw echo p50 {result['echo_p50_ms']:.3f} ms (sequential)"
-            f" + warm verify {result['verify_warm_ms']:.3f} ms;"
-            f" node p50 = {result['p50_over_floor']:.2f} x floor (median of rounds)",
-            "  latency rounds (p50 ms / floor ms / ratio): "
-            + "; ".join(
-                f"{r['p50_ms']:.2f} / {r['echo_p50_ms'] + r['verify_warm_ms']:.3f}"
-                f" / {r['p50_over_floor']:.2f}"
-                for r in result["latency_rounds"]
-            ),
-            "  CPU per request at that rate (µs): "
-            + ", ".join(f"{k} {v}" for k, v in result["cpu_us_per_request"].items())
-            + f"; total {result['cpu_us_per_request_total']}",
-            f"  targets: {targets}",
-        ]
-    )
+    lines = [
+        "relay bench pipeline: one node, each actor its own process; both methods;"
+        " a fresh test-chain attestation per request",
+        f"  saturation ({result['in_flight']} in flight): node {result['throughput_rps']:.0f} req/s,"
+        f" raw echo {result['echo_throughput_rps']:.0f} req/s"
+        f" (node/echo {result['throughput_over_echo']:.3f}); rounds {result['throughput_rounds_rps']}",
+        f"  at {result['latency_rate_rps']:.0f} req/s ({result['latency_samples']} requests):"
+        f" node p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms;"
+        f" raw echo p50 {result['echo_at_rate_p50_ms']:.2f} ms, p99 {result['echo_at_rate_p99_ms']:.2f} ms",
+        f"  floor (median round): raw echo p50 {result['echo_p50_ms']:.3f} ms (sequential)"
+        f" + warm verify {result['verify_warm_ms']:.3f} ms;"
+        f" node p50 = {result['p50_over_floor']:.2f} x floor (median of rounds)",
+        "  latency rounds (p50 ms / floor ms / ratio): "
+        + "; ".join(
+            f"{r['p50_ms']:.2f} / {r['echo_p50_ms'] + r['verify_warm_ms']:.3f}"
+            f" / {r['p50_over_floor']:.2f}"
+            for r in result["latency_rounds"]
+        ),
+        "  CPU per request at that rate (µs): "
+        + ", ".join(f"{k} {v}" for k, v in result["cpu_us_per_request"].items())
+        + f"; total {result['cpu_us_per_request_total']}",
+        f"  targets: {targets}",
+    ]
+    if "current" in result:
+        lines.extend(_render_current(result["current"], result))
+    return "\n".join(lines)
+
+
+def _render_current(cur: dict[str, Any], n1: dict[str, Any]) -> list[str]:
+    steps = cur["step_costs_us"]
+    return [
+        "  RELAY_PROTOCOL=current, same rounds (node-1: signed answers, EnclaveConfig,"
+        " Workflow-DON authorization with F+1 = 2 signatures, DomainHash v2, memo):",
+        f"    saturation: {cur['throughput_rps']:.0f} req/s"
+        f" (current/n1 {cur['throughput_over_n1']:.3f}); rounds {cur['throughput_rounds_rps']}",
+        f"    at {n1['latency_rate_rps']:.0f} req/s: p50 {cur['p50_ms']:.2f} ms"
+        f" ({cur['p50_minus_n1_ms']:+.2f} ms vs n1), p99 {cur['p99_ms']:.2f} ms",
+        "    CPU per request (µs): "
+        + ", ".join(f"{k} {v}" for k, v in cur["cpu_us_per_request"].items())
+        + f"; total {cur['cpu_us_per_request_total']}"
+        f" ({cur['cpu_us_added_per_request']:+d} vs n1); request {cur['request_bytes']} bytes",
+        "    each added step, median µs in one process: "
+        + ", ".join(f"{k.removesuffix('_us')} {v}" for k, v in steps.items()),
+    ]

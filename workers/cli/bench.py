@@ -88,6 +88,12 @@ def register_pipeline(bench_sub: argparse._SubParsersAction[argparse.ArgumentPar
         default=3,
         help="latency rounds, each with its own floor; the median ratio is reported (3)",
     )
+    pipeline.add_argument(
+        "--current",
+        action="store_true",
+        help="also a node under RELAY_PROTOCOL=current, measured in the same rounds, and the"
+        " cost of each step it adds (signing, EnclaveConfig, authorization)",
+    )
     pipeline.set_defaults(func=_pipeline)
 
 
@@ -101,6 +107,7 @@ def _pipeline(args: argparse.Namespace) -> int:
                 seconds=args.seconds,
                 in_flight=args.in_flight,
                 latency_rounds=args.latency_rounds,
+                current=args.current,
             )
         )
     except RuntimeError as exc:  # a failed start or a request that did not succeed
