@@ -266,3 +266,9 @@ async def test_a_request_that_waited_out_its_budget_in_the_queue_is_not_served()
     assert json.loads(raw)["error"] == {"code": -32603, "message": "internal error"}
     assert stages.verified == []
     assert stages.dispatched == []
+
+
+def test_an_ingress_under_current_cannot_be_built_without_its_key_and_memo() -> None:
+    """RELAY_PROTOCOL=current without the signing parts (or n1 with them) is refused."""
+    with pytest.raises(ValueError, match="RELAY_PROTOCOL=current needs"):
+        Ingress(FakeStages(), settings=NodeSettings(protocol="current"))

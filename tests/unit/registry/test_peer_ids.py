@@ -150,3 +150,16 @@ def test_the_example_seeds_peer_ids_are_the_public_development_keys_of_its_membe
     reply = registry.trust(view, "relay-don", "node-0")
     assert isinstance(reply, bus.Trust)
     assert reply.own_peer_id == dev_peer_id("node-0")
+
+
+def test_relay_registry_load_refuses_a_file_with_a_bad_peer_id_before_connecting(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 with the problem listed; nothing is written (no server is even reachable)."""
+    from workers.cli import main
+
+    bad = doc(relay={"peer_ids": ["00" * 32] * 4})
+    path = tmp_path / "seed.json"
+    path.write_text(json.dumps(bad))
+    assert main(["registry", "load", str(path), "--nats", "nats://127.0.0.1:1"]) == 2
+    assert "DON 1: peer ids must be unique" in capsys.readouterr().err
