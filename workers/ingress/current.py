@@ -120,7 +120,9 @@ async def open_current(
     key = load_key(settings)
     await check_registered(key, registry, settings, deadline)
     memo: Memo = (
-        await SharedResponseMemo.open(nc, settings.node)
+        await SharedResponseMemo.open(
+            nc, settings.node, js_domain=settings.js_domain, replicas=settings.kv_replicas
+        )
         if settings.dedupe == "shared"
         else ResponseMemo()
     )

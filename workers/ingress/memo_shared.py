@@ -33,6 +33,7 @@ from nats.js.kv import KeyValue
 
 from schemas import subjects
 from workers.ingress.memo import MemoUnavailable, MemoWaitTimeout, ResponseMemo, Work
+from workers.runtime import jetstream
 
 log = logging.getLogger("relay.memo")
 
@@ -54,13 +55,22 @@ class SharedResponseMemo:
         self.executions = 0
 
     @classmethod
-    async def open(cls, nc: Client, node: str, *, ttl_s: float = 600.0) -> SharedResponseMemo:
-        """The bucket, created on first use (one replica per server; clustered: set replicas)."""
-        js = nc.jetstream(timeout=2.0)
+    async def open(
+        cls,
+        nc: Client,
+        node: str,
+        *,
+        ttl_s: float = 600.0,
+        js_domain: str | None = None,
+        replicas: int = 1,
+    ) -> SharedResponseMemo:
+        """The bucket, created on first use with `replicas` (RELAY_KV_REPLICAS) in `js_domain`,
+        as the dedupe bucket is."""
+        js = jetstream.context(nc, timeout_s=2.0, domain=js_domain)
         try:
-            kv = await js.key_value(BUCKET)
+            kv = await jetstream.key_value(js, BUCKET, domain=js_domain)
         except nats.js.errors.BucketNotFoundError:
-            kv = await js.create_key_value(
+            await js.create_key_value(
                 bucket=BUCKET,
                 history=1,
                 ttl=ttl_s,
@@ -69,7 +79,9 @@ class SharedResponseMemo:
                 max_bytes=BUCKET_MAX_BYTES,
                 max_value_size=BUCKET_MAX_VALUE_BYTES,
                 description="relay: signed results by logical request (PROTOCOL 10.11)",
+                replicas=replicas,
             )
+            kv = await jetstream.key_value(js, BUCKET, domain=js_domain)
         return cls(kv, node)
 
     def kv_key(self, key: str) -> str:
