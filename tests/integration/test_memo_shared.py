@@ -5,10 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
 
+from schemas import rpc
+from tests.integration import current_support as cs
+from tests.integration.node_errors_support import (
+    FakeDon,
+    ask,
+    module_seed,
+    node_settings,
+    upstream_vault_response,
+    vault_answer,
+)
+from workers.attestation.testchain import TestChain
 from workers.ingress.memo import MemoUnavailable, MemoWaitTimeout
 from workers.ingress.memo_shared import (
     BUCKET,
@@ -16,8 +28,13 @@ from workers.ingress.memo_shared import (
     BUCKET_MAX_VALUE_BYTES,
     SharedResponseMemo,
 )
+from workers.node.process import NodeProcess
+from workers.registry.devseed import seed_entries_for
+from workers.registry.store import load_entries
 from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer
+
+SECRETS = rpc.MethodSecretsGet
 
 SIGNED = b'{"result":{},"signature":{"signer":"AA==","signature":"AA=="}}'
 
@@ -129,4 +146,61 @@ async def test_the_bucket_is_bounded_in_bytes_and_per_value(nats_server: NatsSer
         assert info.config.max_bytes == BUCKET_MAX_BYTES
         assert info.config.max_msg_size == BUCKET_MAX_VALUE_BYTES
     finally:
+        await nc.close()
+
+
+async def test_a_retry_served_by_a_new_ingress_replica_comes_from_the_shared_memo(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Real actors, RELAY_DEDUPE=shared: the ingress that signed is stopped, another replica
+    starts with an empty memory and answers the retry (a new id) from relay_memo, byte for byte
+    but for the id, without asking the vault again."""
+    chain, relay, workflow = TestChain(), cs.Keys(4), cs.Keys(4)
+    root = tmp_path / "root.pem"
+    root.write_bytes(chain.root_pem)
+    key_file = cs.write_key_file(tmp_path / "node-0.key", relay.private[0])
+    seed = module_seed(chain)
+    for don in seed["dons"]:
+        if don["name"] == "relay-don":
+            don["peer_ids"] = [k.hex() for k in relay.public]
+        if don["name"] == "workflow-don":
+            don["peer_ids"] = [k.hex() for k in workflow.public]
+    nc = await connect(nats_server.url, actor="test-memo")
+    await load_entries(nc, seed_entries_for(seed))
+    vault = FakeDon(vault_answer(upstream_vault_response()))
+    settings = node_settings(
+        nats_server.url, root, protocol="current", node_key=key_file, dedupe="shared"
+    )
+    stages = NodeProcess(settings, actors=("registry", "verifier", "dispatch-secrets"))
+    execution_id = unique("exec")
+    params = cs.secrets_params(relay.public, execution_id=execution_id)
+    params["signed_compute_requests"] = cs.signed_compute_requests(
+        workflow.private[:2], workflow_id=params["workflow_id"], execution_id=execution_id
+    )
+    try:
+        await vault.start(
+            nats_server.url,
+            capability_id=rpc.VaultCapabilityID,
+            methods=(rpc.VaultMethodSecretsGet,),
+            name="fake-vault-memo",
+        )
+        await stages.start()
+        first_ingress = NodeProcess(settings, actors=("ingress",))
+        await first_ingress.start()
+        try:
+            first = await ask(nc, cs.attested_current(chain, SECRETS, params, "memo-first"))
+        finally:
+            await first_ingress.stop()
+        assert b'"signature"' in first, first
+        second_ingress = NodeProcess(settings, actors=("ingress",))
+        await second_ingress.start()
+        try:
+            retry = await ask(nc, cs.attested_current(chain, SECRETS, params, "memo-retry"))
+        finally:
+            await second_ingress.stop()
+        assert retry == first.replace(b'"id":"memo-first"', b'"id":"memo-retry"')
+        assert len(vault.calls) == 1
+    finally:
+        await stages.stop()
+        await vault.stop()
         await nc.close()
