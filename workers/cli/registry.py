@@ -230,6 +230,13 @@ def _lookup(reply: msgspec.Struct) -> str:
         )
     if isinstance(reply, bus.CapabilityInfo):
         return f"DON {reply.don_id}"
+    if isinstance(reply, bus.Trust):
+        need = reply.workflow_f * (2 if reply.require_bft_quorum else 1) + 1
+        return (
+            f"signs as {_short(reply.own_peer_id)}; EnclaveConfig: F>={reply.relay_f},"
+            f" {len(reply.relay_signers)} signers; compute requests: {need} of"
+            f" {len(reply.workflow_members)} Workflow-DON members"
+        )
     return repr(reply)
 
 
@@ -238,10 +245,14 @@ def render(view: RegistryView, *, bucket: str = subjects.REGISTRY_BUCKET) -> str
     lines = [f"registry: KV bucket {bucket}, revision {view.revision}"]
     for d in view.dons.values():
         flags = " accepts-workflows" if d.accepts_workflows else ""
+        flags += " require-bft-quorum" if d.require_bft_quorum else ""
         lines.append(
             f"DON {d.id} {d.name!r}: F={d.f}, config version {d.config_version}{flags}, "
             f"{len(d.members)} members: {', '.join(d.members)}"
         )
+        if d.peer_ids:
+            ids = ", ".join(f"{m} {_short(p)}" for m, p in zip(d.members, d.peer_ids, strict=True))
+            lines.append(f"  peer ids: {ids}")
         for cap in d.capabilities:
             config = view.configs.get((d.id, cap))
             if config is None:
@@ -275,4 +286,13 @@ def render(view: RegistryView, *, bucket: str = subjects.REGISTRY_BUCKET) -> str
         lines.append(f"lookup capability {cap}: {_lookup(registry.capability(view, cap))}")
     for address in sorted(view.nodes):
         lines.append(f"lookup local-node {address}: {_lookup(registry.local_node(view, address))}")
+    for d in view.dons.values():
+        # Relay nodes are the members with a `nodes.` entry; a Workflow DON's members are not.
+        for address in (m for m in d.members if d.peer_ids and m in view.nodes):
+            trust = _lookup(registry.trust(view, d.name, address))
+            lines.append(f"lookup trust {d.name}/{address} (RELAY_PROTOCOL=current): {trust}")
     return "\n".join(lines) + "\n"
+
+
+def _short(peer_id: bytes) -> str:
+    return peer_id.hex()[:16] + "…"

@@ -163,3 +163,23 @@ def test_relay_registry_load_refuses_a_file_with_a_bad_peer_id_before_connecting
     path.write_text(json.dumps(bad))
     assert main(["registry", "load", str(path), "--nats", "nats://127.0.0.1:1"]) == 2
     assert "DON 1: peer ids must be unique" in capsys.readouterr().err
+
+
+def test_registry_show_names_peer_ids_and_what_the_trust_lookup_answers() -> None:
+    """The human view lists each DON's peer ids and each relay member's trust lookup."""
+    from workers.cli.registry import render
+
+    bft = view_of(doc(wf={"require_bft_quorum": True}))
+    lines = render(bft).splitlines()
+    assert (
+        f"  peer ids: node-0 {RELAY_KEYS[0].hex()[:16]}…, node-1 {RELAY_KEYS[1].hex()[:16]}…, "
+        f"node-2 {RELAY_KEYS[2].hex()[:16]}…, node-3 {RELAY_KEYS[3].hex()[:16]}…" in lines
+    )
+    assert any("require-bft-quorum" in line for line in lines if line.startswith("DON 2"))
+    assert (
+        f"lookup trust relay-don/node-1 (RELAY_PROTOCOL=current): signs as "
+        f"{RELAY_KEYS[1].hex()[:16]}…; EnclaveConfig: F>=1, 4 signers; compute requests: 3 of 4"
+        " Workflow-DON members"
+    ) in lines
+    # The Workflow DON's members are not relay nodes (no `nodes.` entry): no trust line.
+    assert not any(line.startswith("lookup trust workflow-don/") for line in lines)
