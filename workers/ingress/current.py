@@ -23,7 +23,7 @@ from workers.ingress.memo import Memo, ResponseMemo, capability_key, secrets_key
 from workers.ingress.memo_shared import SharedResponseMemo
 from workers.protocol import signed
 from workers.registry.actor import NOT_LOADED
-from workers.registry.client import RegistryLookups
+from workers.registry.client import UNREACHABLE, RegistryLookups
 from workers.runtime import nodekey
 from workers.runtime.settings import NodeSettings
 
@@ -97,8 +97,9 @@ async def check_registered(
 ) -> None:
     """Refuse to start when the loaded registry names another key (or none) for this node.
 
-    A registry not read yet is no verdict: the node starts and every request fails closed
-    until it is, then the per-request check applies.
+    A registry not read yet (or, with `actor` lookups, a registry actor not answering yet) is no
+    verdict: the node starts, every request fails closed until the registry answers, and then
+    the per-request check applies.
     """
     reply = await registry.trust(deadline)
     if isinstance(reply, bus.Trust):
@@ -108,8 +109,9 @@ async def check_registered(
             )
         return
     detail = reply.detail if isinstance(reply, bus.StageError) else repr(reply)
-    if NOT_LOADED in detail:
-        log.warning("registry not loaded yet: the node key is checked on every request")
+    if NOT_LOADED in detail or detail.startswith(UNREACHABLE):
+        # No verdict yet (the registry actor may be starting beside us, as under `relay up`).
+        log.warning("registry not readable yet (%s): the node key is checked per request", detail)
         return
     raise NodeKeyMismatch(f"refusing to start: {detail}")
 

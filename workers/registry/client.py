@@ -34,9 +34,12 @@ class RegistryLookups(Protocol):
     async def close(self) -> None: ...
 
 
+UNREACHABLE = "registry unreachable: "
+
+
 def _unreachable(exc: Exception) -> bus.StageError:
     return bus.StageError(
-        code=rpc.ErrInternal, message="internal error", detail=f"registry unreachable: {exc}"
+        code=rpc.ErrInternal, message="internal error", detail=f"{UNREACHABLE}{exc}"
     )
 
 
