@@ -27,6 +27,7 @@ from tests.integration.node_errors_support import (
     Relay,
     ask,
     assert_internal,
+    envelope,
     error_bytes,
     logged_errors,
     module_seed,
@@ -542,3 +543,70 @@ async def test_a_registry_that_changes_this_nodes_peer_id_stops_it_signing(
             if "result" in json.loads(await ask(fresh.relay.nc, raw)):
                 break
             await asyncio.sleep(0.1)
+
+
+# --- more rows: Validate of secrets at signing, new-field decoding, waiters sharing an error ------
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {"secrets": [{"key": "API_KEY", "namespace": ""}]},
+            "invalid secrets request params: secrets[0].namespace is required",
+        ),
+        (
+            {"enclave_config": {"master_public_key": None}},
+            "invalid secrets request params: enclave_config.master_public_key must be non-empty",
+        ),
+    ],
+)
+async def test_secrets_params_that_fail_validate_are_an_internal_error_after_the_vault_call(
+    fresh: Node, caplog: pytest.LogCaptureFixture, change: dict[str, Any], reason: str
+) -> None:
+    """An empty namespace (the vault defaults it to main) or an EnclaveConfig without its key
+    (not compared by the check) pass to the vault, then fail Validate at signing: -32603."""
+    execution_id = unique("exec")
+    params, _ = secrets_request(fresh, "x", execution_id=execution_id)
+    if "enclave_config" in change:
+        params["enclave_config"] = {**params["enclave_config"], **change["enclave_config"]}
+    else:
+        params.update(change)
+    raw = cs.attested_current(fresh.relay.chain, SECRETS, params, "req-vs1")
+    assert_internal(
+        await ask(fresh.relay.nc, raw),
+        caplog,
+        request_id="req-vs1",
+        method=SECRETS,
+        detail=f"failed to sign secrets response: hash secrets response: {reason}",
+    )
+    assert len(fresh.relay.vault.calls) == 1
+
+
+async def test_a_new_field_of_the_wrong_type_is_invalid_params_with_gos_text(fresh: Node) -> None:
+    """The current field set is decoded as Go does: a negative uint32 `f` is Go's -32602."""
+    params, _ = secrets_request(fresh, "x")
+    params["enclave_config"] = {**params["enclave_config"], "f": -1}
+    raw = envelope(SECRETS, {**params, "attestation": "AAAA"}, "req-t1")
+    answer = json.loads(await ask(fresh.relay.nc, raw))
+    assert answer["error"]["code"] == -32602
+    assert answer["error"]["message"] == (
+        "json: cannot unmarshal number -1 into Go struct field "
+        "EnclaveConfig.enclave_config.f of type uint32"
+    )
+
+
+async def test_waiters_on_a_failing_request_get_its_error_and_the_vault_is_asked_once(
+    fresh: Node,
+) -> None:
+    """In-flight dedupe shares errors too: the same -32602 text under each waiter's own id."""
+    fresh.relay.vault.delay_s = 0.3
+    fresh.relay.vault.answer = vault_answer(_error_secret("key does not exist"))
+    params, _ = secrets_request(fresh, "x")
+    raws = [cs.attested_current(fresh.relay.chain, SECRETS, params, f"req-w{i}") for i in range(3)]
+    answers = await asyncio.gather(*(ask(fresh.relay.nc, r) for r in raws))
+    for i, answer in enumerate(answers):
+        assert answer == error_bytes(
+            f"req-w{i}", SECRETS, -32602, "vault error for secret main/API_KEY: key does not exist"
+        )
+    assert len(fresh.relay.vault.calls) == 1
