@@ -26,6 +26,7 @@ from schemas.gojson import GoJSONError
 from workers.ingress.current import (
     CurrentParams,
     CurrentProtocol,
+    dispatch_params,
     key_mismatch,
     kind_of,
     memo_key,
@@ -260,7 +261,7 @@ class Ingress:
         try:
             return await cur.memo.run(
                 memo_key(params),
-                lambda: self._dispatch_and_sign(cur, envelope, bound, params, deadline),
+                lambda: self._dispatch_and_sign(cur, envelope, params, deadline),
                 deadline=deadline,
             )
         except MemoWaitTimeout as exc:
@@ -274,7 +275,6 @@ class Ingress:
         self,
         cur: CurrentProtocol,
         envelope: rpc.Request,
-        bound: binding.Bound,
         params: CurrentParams,
         deadline: float,
     ) -> bytes:
@@ -285,7 +285,7 @@ class Ingress:
                 bus.DispatchRequest(
                     request_id=envelope.id,
                     method=envelope.method,
-                    params=msgspec.Raw(bound.params_json),
+                    params=msgspec.Raw(dispatch_params(params)),
                     protocol="current",
                 ),
                 deadline,

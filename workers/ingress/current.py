@@ -63,6 +63,36 @@ def memo_key(params: CurrentParams) -> str:
     return secrets_key(params.workflow_id, params.execution_id, digest)
 
 
+def dispatch_params(params: CurrentParams) -> bytes:
+    """What the dispatchers need of the params, as the n1 params JSON they decode natively.
+
+    Not the whole current params: the EnclaveConfig and the forwarded compute requests are the
+    ingress's business, and an n1 decoder skipping them took about 1 ms of a dispatcher's CPU per
+    secrets request (16 µs for this form)."""
+    if isinstance(params, current.CapabilityRequestParams):
+        return rpc.encode_capability_params(
+            rpc.CapabilityRequestParams(
+                workflow_id=params.workflow_id,
+                owner=params.owner,
+                execution_id=params.execution_id,
+                org_id=params.org_id,
+                reference_id=params.reference_id,
+                capability_id=params.capability_id,
+                payload=params.payload,
+            )
+        )
+    return rpc.encode_secrets_params(
+        rpc.SecretsRequestParams(
+            workflow_id=params.workflow_id,
+            owner=params.owner,
+            execution_id=params.execution_id,
+            org_id=params.org_id,
+            secrets=params.secrets,
+            enclave_public_key=params.enclave_public_key,
+        )
+    )
+
+
 def key_mismatch(own_peer_id: bytes, key: signed.NodeKey, node: str) -> str:
     return (
         f"node key {key.public_key.hex()} is not the peer id the registry holds for node "

@@ -145,3 +145,26 @@ def test_the_capability_memo_key_is_the_logical_call() -> None:
 
     assert key(payload="AQ==") == key()
     assert key(reference_id="8") != key()
+
+
+def test_dispatchers_get_the_n1_fields_only_which_decode_to_the_same_values() -> None:
+    """The EnclaveConfig and compute requests stay in the ingress; the rest is unchanged."""
+    from workers.ingress.current import dispatch_params
+
+    params = _secrets(
+        org_id="org",
+        enclave_config={"signers": ["AQ=="], "master_public_key": "Ag==", "t": 1, "f": 1},
+        signed_compute_requests=[{"appID": "x"}],
+    )
+    sent = dispatch_params(params)
+    assert b"enclave_config" not in sent
+    assert b"signed_compute_requests" not in sent
+    decoded = rpc.decode_secrets_params(sent)
+    assert (decoded.workflow_id, decoded.owner, decoded.execution_id, decoded.org_id) == (
+        "wf",
+        "0x" + "ab" * 20,
+        "e",
+        "org",
+    )
+    assert decoded.secrets == params.secrets
+    assert decoded.enclave_public_key == "aa"
