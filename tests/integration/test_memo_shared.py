@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
 
-from schemas import rpc
+from schemas import current, rpc
 from tests.integration import current_support as cs
 from tests.integration.node_errors_support import (
     FakeDon,
@@ -21,6 +26,7 @@ from tests.integration.node_errors_support import (
     vault_answer,
 )
 from workers.attestation.testchain import TestChain
+from workers.ingress.current import memo_key, sign_result
 from workers.ingress.memo import MemoUnavailable, MemoWaitTimeout
 from workers.ingress.memo_shared import (
     BUCKET,
@@ -29,10 +35,12 @@ from workers.ingress.memo_shared import (
     SharedResponseMemo,
 )
 from workers.node.process import NodeProcess
+from workers.protocol import binding, signed
 from workers.registry.devseed import seed_entries_for
 from workers.registry.store import load_entries
 from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer
+from workers.runtime.settings import NodeSettings
 
 SECRETS = rpc.MethodSecretsGet
 
@@ -149,12 +157,37 @@ async def test_the_bucket_is_bounded_in_bytes_and_per_value(nats_server: NatsSer
         await nc.close()
 
 
-async def test_a_retry_served_by_a_new_ingress_replica_comes_from_the_shared_memo(
-    nats_server: NatsServer, tmp_path: Path
-) -> None:
-    """Real actors, RELAY_DEDUPE=shared: the ingress that signed is stopped, another replica
-    starts with an empty memory and answers the retry (a new id) from relay_memo, byte for byte
-    but for the id, without asking the vault again."""
+@dataclass
+class SharedNode:
+    """A node's stages under current with RELAY_DEDUPE=shared, its ingress started per test."""
+
+    nc: Client
+    chain: TestChain
+    relay: cs.Keys
+    workflow: cs.Keys
+    vault: FakeDon
+    settings: NodeSettings
+
+    def secrets_params(self) -> dict[str, Any]:
+        execution_id = unique("exec")
+        params = cs.secrets_params(self.relay.public, execution_id=execution_id)
+        params["signed_compute_requests"] = cs.signed_compute_requests(
+            self.workflow.private[:2], workflow_id=params["workflow_id"], execution_id=execution_id
+        )
+        return params
+
+    @asynccontextmanager
+    async def ingress(self) -> AsyncIterator[None]:
+        replica = NodeProcess(self.settings, actors=("ingress",))
+        await replica.start()
+        try:
+            yield
+        finally:
+            await replica.stop()
+
+
+@asynccontextmanager
+async def shared_node(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[SharedNode]:
     chain, relay, workflow = TestChain(), cs.Keys(4), cs.Keys(4)
     root = tmp_path / "root.pem"
     root.write_bytes(chain.root_pem)
@@ -172,11 +205,6 @@ async def test_a_retry_served_by_a_new_ingress_replica_comes_from_the_shared_mem
         nats_server.url, root, protocol="current", node_key=key_file, dedupe="shared"
     )
     stages = NodeProcess(settings, actors=("registry", "verifier", "dispatch-secrets"))
-    execution_id = unique("exec")
-    params = cs.secrets_params(relay.public, execution_id=execution_id)
-    params["signed_compute_requests"] = cs.signed_compute_requests(
-        workflow.private[:2], workflow_id=params["workflow_id"], execution_id=execution_id
-    )
     try:
         await vault.start(
             nats_server.url,
@@ -185,22 +213,51 @@ async def test_a_retry_served_by_a_new_ingress_replica_comes_from_the_shared_mem
             name="fake-vault-memo",
         )
         await stages.start()
-        first_ingress = NodeProcess(settings, actors=("ingress",))
-        await first_ingress.start()
-        try:
-            first = await ask(nc, cs.attested_current(chain, SECRETS, params, "memo-first"))
-        finally:
-            await first_ingress.stop()
-        assert b'"signature"' in first, first
-        second_ingress = NodeProcess(settings, actors=("ingress",))
-        await second_ingress.start()
-        try:
-            retry = await ask(nc, cs.attested_current(chain, SECRETS, params, "memo-retry"))
-        finally:
-            await second_ingress.stop()
-        assert retry == first.replace(b'"id":"memo-first"', b'"id":"memo-retry"')
-        assert len(vault.calls) == 1
+        yield SharedNode(nc, chain, relay, workflow, vault, settings)
     finally:
         await stages.stop()
         await vault.stop()
         await nc.close()
+
+
+async def test_a_retry_served_by_a_new_ingress_replica_comes_from_the_shared_memo(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """Real actors, RELAY_DEDUPE=shared: the ingress that signed is stopped, another replica
+    starts with an empty memory and answers the retry (a new id) from relay_memo, byte for byte
+    but for the id, without asking the vault again."""
+    async with shared_node(nats_server, tmp_path) as node:
+        params = node.secrets_params()
+        async with node.ingress():
+            first = await ask(node.nc, cs.attested_current(node.chain, SECRETS, params, "m-1"))
+        assert b'"signature"' in first, first
+        async with node.ingress():
+            retry = await ask(node.nc, cs.attested_current(node.chain, SECRETS, params, "m-2"))
+        assert retry == first.replace(b'"id":"m-1"', b'"id":"m-2"')
+        assert len(node.vault.calls) == 1
+
+
+async def test_an_entry_another_node_planted_in_the_shared_memo_is_not_served(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The bucket is shared on the account: a value under this node's key that is not its own
+    signature over the request (another operator's ingress wrote it) is replaced, not served."""
+    async with shared_node(nats_server, tmp_path) as node:
+        params = node.secrets_params()
+        bound = binding.bind_current(SECRETS, json.dumps(params).encode())
+        assert isinstance(bound.params, current.SecretsRequestParams)
+        kv = await node.nc.jetstream().key_value(BUCKET)
+        planter = await SharedResponseMemo.open(node.nc, "node-0")
+        kv_key = planter.kv_key(memo_key(bound.params))
+        forger = signed.NodeKey(b"\x05" * 32)
+        planted = sign_result(forger, SECRETS, bound.params, b'{"secrets":null}')
+        await kv.put(kv_key, planted)
+        async with node.ingress():
+            answer = json.loads(
+                await ask(node.nc, cs.attested_current(node.chain, SECRETS, params, "p-1"))
+            )
+        body = answer["result"]
+        assert base64.b64decode(body["signature"]["signer"]) == node.relay.public[0]
+        assert body["result"]["secrets"] is not None
+        assert len(node.vault.calls) == 1
+        assert (await kv.get(kv_key)).value != planted

@@ -26,6 +26,7 @@ from schemas.gojson import GoJSONError
 from workers.ingress.current import (
     CurrentParams,
     CurrentProtocol,
+    answers,
     dispatch_params,
     key_mismatch,
     kind_of,
@@ -263,6 +264,7 @@ class Ingress:
                 memo_key(params),
                 lambda: self._dispatch_and_sign(cur, envelope, params, deadline),
                 deadline=deadline,
+                valid=lambda stored: answers(cur.key, method, params, stored),
             )
         except MemoWaitTimeout as exc:
             raise _internal(f"timed out waiting for in-flight {kind} request") from exc

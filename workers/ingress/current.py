@@ -19,6 +19,7 @@ import msgspec
 from nats.aio.client import Client
 
 from schemas import bus, current, rpc
+from schemas.gojson import GoJSONError
 from workers.ingress.memo import Memo, ResponseMemo, capability_key, secrets_key
 from workers.ingress.memo_shared import SharedResponseMemo
 from workers.protocol import signed
@@ -111,6 +112,27 @@ def sign_result(key: signed.NodeKey, method: str, params: CurrentParams, result:
     else:
         decoded = current.decode_capability_result(result)
     return signed.sign_result_json(key, method, params, decoded)
+
+
+def answers(key: signed.NodeKey, method: str, params: CurrentParams, stored: bytes) -> bool:
+    """Whether a remembered signed object is this node's signature over this request's params
+    and its result: what a memo hit must be to be served. A retry of the same logical request
+    passes; an entry another node's ingress wrote into the shared bucket does not, nor one
+    signed for other params under the same key (upstream serves those; the enclave would then
+    reject them)."""
+    try:
+        signed_object: current.SignedSecretsResponseResult | current.SignedCapabilityResponseResult
+        if method == rpc.MethodSecretsGet:
+            signed_object = current.decode_signed_secrets_result(stored)
+        else:
+            signed_object = current.decode_signed_capability_result(stored)
+        response_hash = signed.response_hash(method, params, signed_object.result)
+        signed.check_relay_signature(
+            [key.public_key], response_hash, signed_object.signature.signature
+        )
+    except (GoJSONError, signed.SignedProtocolError, TypeError):
+        return False
+    return True
 
 
 def load_key(settings: NodeSettings) -> signed.NodeKey:

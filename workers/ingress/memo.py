@@ -16,6 +16,13 @@ secret ids, the enclave key and config) instead of `callback_id`, a params field
 upstream version defines (PROTOCOL 10.13 point 1): a retry with the same params hits, two
 different secrets requests of one execution never share an answer.
 
+A stored result is served only when the caller's check accepts it (the ingress: it is this
+node's signature over this request's params, `workers/ingress/current.py:answers`); otherwise it
+is served afresh and replaced. A retry of the same request always passes. What fails is an entry
+another node's ingress wrote into the shared bucket, or one signed for other params under the
+same key, which upstream serves anyway (the enclave then rejects it); a capability call is still
+not run twice for it, since the dispatcher's dedupe answers it with the first outcome.
+
 Memory is bounded like the capability dedupe store: keys kept as their SHA-256, at most
 `max_entries` results and `max_bytes`; past either bound the oldest result is forgotten first
 (a retry after that is served afresh, as after the TTL).
@@ -81,8 +88,15 @@ async def wait_for_owner(running: asyncio.Future[bytes], key: str, timeout_s: fl
     return running.result()
 
 
+Check = Callable[[bytes], bool]
+"""Whether a stored result may answer this request (the ingress: it is this node's signature
+over this request's params); a stored result that fails it is replaced, not served."""
+
+
 class Memo(Protocol):
-    async def run(self, key: str, work: Work, *, deadline: float) -> bytes: ...
+    async def run(
+        self, key: str, work: Work, *, deadline: float, valid: Check | None = None
+    ) -> bytes: ...
 
 
 class ResponseMemo:
@@ -138,14 +152,17 @@ class ResponseMemo:
         self._bytes += self._cost(value)
         self._expire(self._clock())
 
-    async def run(self, key: str, work: Work, *, deadline: float) -> bytes:
-        """The stored result for `key`, or the running one's, or `work()`'s (then stored).
+    async def run(
+        self, key: str, work: Work, *, deadline: float, valid: Check | None = None
+    ) -> bytes:
+        """The stored result for `key` (if `valid` accepts it), or the running one's, or
+        `work()`'s (then stored).
 
         `deadline` is on `clock`; only a waiter is bound by it here (the owner's work has its
         own deadline inside). A waiter gets the owner's exception, whatever it is.
         """
         hit = self.get(key)
-        if hit is not None:
+        if hit is not None and (valid is None or valid(hit)):
             return hit
         slot = slot_of(key)
         running = self._running.get(slot)

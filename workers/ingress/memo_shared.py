@@ -32,7 +32,7 @@ from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
 from schemas import subjects
-from workers.ingress.memo import MemoUnavailable, MemoWaitTimeout, ResponseMemo, Work
+from workers.ingress.memo import Check, MemoUnavailable, MemoWaitTimeout, ResponseMemo, Work
 from workers.runtime import jetstream
 
 log = logging.getLogger("relay.memo")
@@ -87,9 +87,11 @@ class SharedResponseMemo:
     def kv_key(self, key: str) -> str:
         return f"{self._prefix}.{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
-    async def run(self, key: str, work: Work, *, deadline: float) -> bytes:
+    async def run(
+        self, key: str, work: Work, *, deadline: float, valid: Check | None = None
+    ) -> bytes:
         return await self._local.run(
-            key, lambda: self._shared(key, work, deadline), deadline=deadline
+            key, lambda: self._shared(key, work, deadline, valid), deadline=deadline, valid=valid
         )
 
     async def _entry(self, kv_key: str) -> bytes | None:
@@ -99,7 +101,7 @@ class SharedResponseMemo:
             return None
         return entry.value or RUNNING
 
-    async def _shared(self, key: str, work: Work, deadline: float) -> bytes:
+    async def _shared(self, key: str, work: Work, deadline: float, valid: Check | None) -> bytes:
         kv_key = self.kv_key(key)
         try:
             while True:
@@ -108,8 +110,16 @@ class SharedResponseMemo:
                     break  # ours to serve
                 except nats.js.errors.KeyWrongLastSequenceError:
                     stored = await self._entry(kv_key)
-                if stored:
+                if stored and (valid is None or valid(stored)):
                     return stored
+                if stored:
+                    # Not this node's answer to this request: written by another node's ingress
+                    # (the bucket is shared on the account) or for other params. Served afresh,
+                    # and replaced.
+                    log.warning(
+                        "memo entry %s does not answer this request: serving it afresh", kv_key
+                    )
+                    break
                 if stored is None:
                     continue  # the claim went away (that request failed): take it
                 if time.monotonic() + self._poll_s >= deadline:

@@ -168,3 +168,20 @@ def test_dispatchers_get_the_n1_fields_only_which_decode_to_the_same_values() ->
     )
     assert decoded.secrets == params.secrets
     assert decoded.enclave_public_key == "aa"
+
+
+def test_a_memo_hit_answers_only_a_request_it_was_signed_for_by_this_node() -> None:
+    """This node's signature over these params: yes; other params, another key, garbage: no."""
+    from workers.ingress.current import answers, sign_result
+
+    params = _secrets()
+    result = b'{"secrets":[{"id":{"key":"K","namespace":"main"},"ciphertext":"AA==","encrypted_shares":["AQ=="]}]}'
+    stored = sign_result(KEY, rpc.MethodSecretsGet, params, result)
+    assert answers(KEY, rpc.MethodSecretsGet, params, stored)
+    assert not answers(KEY, rpc.MethodSecretsGet, _secrets(org_id="other"), stored)
+    other_node = signed.NodeKey(b"\x09" * 32)
+    assert not answers(other_node, rpc.MethodSecretsGet, params, stored)
+    forged = sign_result(other_node, rpc.MethodSecretsGet, params, result)
+    assert not answers(KEY, rpc.MethodSecretsGet, params, forged)
+    assert not answers(KEY, rpc.MethodSecretsGet, params, b"not json")
+    assert not answers(KEY, rpc.MethodSecretsGet, params, b'{"result":{}}')

@@ -126,3 +126,15 @@ def test_keys_cannot_collide_through_a_slash_inside_a_part() -> None:
     assert capability_key("wf", "e", "r", "c").startswith("call-capability/")
     assert secrets_key("wf", "e", b"\x01" * 32).startswith("get-secrets/")
     assert secrets_key("wf", "e", b"\x01" * 32) != secrets_key("wf", "e", b"\x02" * 32)
+
+
+async def test_a_stored_result_the_check_refuses_is_served_afresh_and_replaced() -> None:
+    """`valid` false on a hit: the work runs again and its result replaces the stored one."""
+    memo = ResponseMemo()
+    await memo.run("k", Counting(value=b"old"), deadline=later())
+    fresh = Counting(value=b"new")
+    assert await memo.run("k", fresh, deadline=later(), valid=lambda v: v != b"old") == b"new"
+    assert fresh.calls == 1
+    assert memo.get("k") == b"new"
+    assert await memo.run("k", fresh, deadline=later(), valid=lambda v: v == b"new") == b"new"
+    assert fresh.calls == 1
