@@ -6,6 +6,11 @@ order of evaluation), recomputes the attestation binding, and orchestrates the o
 verification, secrets reads) are retried on another replica while the deadline allows; capability
 execution is attempted once (the dispatch actor deduplicates it anyway).
 
+Under `RELAY_PROTOCOL=current` (PROTOCOL 10) `_serve_current` takes over after the envelope:
+the current binding (DomainHash v2), the same attestation, then the EnclaveConfig and
+Workflow-DON checks against the registry's trust anchors, the response memo, dispatch and the
+node's signature (`workers/ingress/current.py`, `workers/ingress/memo.py`).
+
 Every error goes through `_error`: the full detail to the log, the code to the metrics, and on the
 wire Go's message, except -32603 which is always "internal error".
 """
