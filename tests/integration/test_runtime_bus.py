@@ -185,14 +185,19 @@ async def test_micro_stats_report_serving_time_and_handler_failures(
         assert stats["num_errors"] == 1
         assert stats["last_error"] == "RuntimeError"
         assert "deadbeef" not in json.dumps(stats)
-        assert stats["data"] == {"in_flight": 1}
+        assert stats["data"] == {"in_flight": 1, "queued": 0, "expired": 0, "too_large": 0}
         average = stats["average_processing_time"]
         assert isinstance(average, int)
         # Three requests of >= 50 ms and a failure of ~0 ms, over four completed.
         assert average >= 3 * 50_000_000 // 4
         release.set()
         assert await held == b"hold"
-        assert (await endpoint_stats())["data"] == {"in_flight": 0}
+        assert (await endpoint_stats())["data"] == {
+            "in_flight": 0,
+            "queued": 0,
+            "expired": 0,
+            "too_large": 0,
+        }
     finally:
         release.set()
         await svc.stop()

@@ -95,6 +95,9 @@ def decode_attestation(text: str) -> bytes:
         raise _internal(f"failed to decode attestation: {exc.message}") from exc
 
 
+_HEADER_ALLOWANCE = 256
+"""Room left for the reply's headers (`Relay-Node: <node>`) when a fallback must fit."""
+
 UNSUPPORTED_METHOD_LABEL = "unsupported"
 """The metrics' `method` for any method the relay does not serve, so that a client cannot mint
 one time series per made-up method name (each up to a megabyte long)."""
@@ -140,18 +143,62 @@ class Ingress:
             log.exception("unexpected ingress failure")
             outcome_code = rpc.ErrInternal
             response = self._error(request_id, method, _internal(f"unexpected: {exc!r}"))
-        if self._metrics is not None:
-            self._metrics.record_request(
-                # The method is client text: only the two real ones become their own series.
-                method=method if method in rpc.METHODS else UNSUPPORTED_METHOD_LABEL,
-                outcome="error" if outcome_code is not None else "success",
-                error_code=outcome_code,
-                latency_ms=(self._clock() - started) * 1000.0,
-                gateway_id=self._settings.gateway_id,
-            )
-            if outcome_code is None:
-                self._metrics.success(self._settings.gateway_id)
+        self._record(method, outcome_code, started)
         return response
+
+    def expired(self, raw: bytes, *, received_at: float) -> bytes:
+        """The answer to a request whose budget ran out while it waited for a concurrency slot
+        (PROTOCOL 2.5: every request is answered): -32603, or the envelope's own parse error.
+        Nothing is verified or dispatched; it costs one envelope decode."""
+        waited = self._clock() - received_at
+        try:
+            envelope = rpc.decode_request(raw)
+        except GoJSONError as exc:
+            failure = _Failure(rpc.ErrParse, exc.message)
+            request_id, method = "", ""
+        else:
+            request_id, method = envelope.id, envelope.method
+            failure = _internal(
+                f"request not served: it waited {waited:.3f}s for a concurrency slot"
+                " (its budget ran out, or the queue was full)"
+            )
+        self._record(method, failure.code, received_at)
+        return self._error(request_id, method, failure)
+
+    def too_large(self, raw: bytes, *, limit: int) -> bytes:
+        """-32603 in place of an answer over the server's max_payload (`limit`): id and method
+        echoed while they fit, else dropped (method first), so an answer always leaves."""
+        try:
+            envelope = rpc.decode_request(raw)
+            request_id, method = envelope.id, envelope.method
+        except GoJSONError:
+            request_id, method = "", ""
+        failure = _internal(f"the response would exceed the server's max_payload of {limit} bytes")
+        reply = self._error(request_id, method, failure)
+        for smaller_id, smaller_method in ((request_id, ""), ("", "")):
+            if len(reply) + _HEADER_ALLOWANCE <= limit:
+                break
+            reply = rpc.encode_error_response(
+                id=smaller_id,
+                method=smaller_method,
+                code=rpc.ErrInternal,
+                message=rpc.INTERNAL_ERROR_MESSAGE,
+            )
+        return reply
+
+    def _record(self, method: str, outcome_code: int | None, started: float) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.record_request(
+            # The method is client text: only the two real ones become their own series.
+            method=method if method in rpc.METHODS else UNSUPPORTED_METHOD_LABEL,
+            outcome="error" if outcome_code is not None else "success",
+            error_code=outcome_code,
+            latency_ms=(self._clock() - started) * 1000.0,
+            gateway_id=self._settings.gateway_id,
+        )
+        if outcome_code is None:
+            self._metrics.success(self._settings.gateway_id)
 
     def _error(self, request_id: str, method: str, failure: _Failure) -> bytes:
         log.error(
@@ -416,12 +463,22 @@ async def run(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None =
     async def on_request(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
         return await ingress.handle(data, received_at=accepted_at()), node_headers
 
+    def on_expired(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
+        return ingress.expired(data, received_at=accepted_at()), node_headers
+
+    def on_too_large(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
+        return ingress.too_large(data, limit=nc.max_payload), node_headers
+
     if settings.enabled:
         await svc.add_endpoint_with_headers(
             name="rpc",
             subject=subjects.rpc(settings.don, settings.node),
             queue=subjects.QUEUE_INGRESS,
             handler=on_request,
+            # A request that waited its whole budget for a slot is answered then, not later.
+            queue_budget_s=settings.request_timeout_s,
+            on_expired=on_expired,
+            on_too_large=on_too_large,
         )
     else:
         # The kill switch: the node stays discoverable but takes no requests.

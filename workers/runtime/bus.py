@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,9 @@ from nats.micro.service import EndpointStats
 from nats.micro.service import Service as MicroService
 
 from schemas import subjects
+from workers.runtime.arrival import arrived_at, stamp_arrivals
 from workers.runtime.credentials import production_options, redact_url
+from workers.runtime.payload import fits, wire_size
 from workers.runtime.servers import parse_servers
 
 log = logging.getLogger("relay.bus")
@@ -174,8 +178,9 @@ _ACCEPTED_AT: contextvars.ContextVar[float] = contextvars.ContextVar("relay_acce
 
 
 def accepted_at() -> float:
-    """When the endpoint took the request being handled (time.monotonic), before it waited for
-    a concurrency slot: a budget counted from here includes that wait. Outside a handler, now."""
+    """When the request being handled reached this process (time.monotonic), stamped as nats-py
+    queued it, before any wait in that queue or for a concurrency slot: a budget counted from
+    here includes every wait (`workers.runtime.arrival`). Outside a handler, now."""
     return _ACCEPTED_AT.get(time.monotonic())
 
 
@@ -210,18 +215,60 @@ class _ServedCounts:
 
     completed: int = 0
     errors: int = 0
+    expired: int = 0
+    too_large: int = 0
     processing_ns: int = 0
     last_error: str = ""
+
+
+ReplyBuilder = Callable[[bytes, Headers], tuple[bytes, Headers]]
+"""Builds a small reply from the request alone (its bytes and headers): what an endpoint answers
+when a request expired in the queue or its real reply was too large for the server."""
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    name: str
+    subject: str
+    queue: str
+    handler: HeaderHandler
+    queue_budget_s: float | None
+    on_expired: ReplyBuilder | None
+    on_too_large: ReplyBuilder | None
+
+
+@dataclass(eq=False)
+class _Queued:
+    """A request waiting for a concurrency slot."""
+
+    endpoint: _Endpoint
+    msg: Msg
+    arrived: float
+    accepted_ns: int
+    timer: asyncio.TimerHandle | None = None
+
+
+DEFAULT_MAX_QUEUED = 4096
+"""Requests an actor holds waiting for a slot; past it a request is answered at once as expired
+(the endpoint's `on_expired`), so a flood cannot grow memory or every other request's wait."""
 
 
 class Service:
     """One actor's `nats.micro` service whose endpoints serve requests concurrently, bounded.
 
-    micro's own handler only accepts a request (waits for a slot, starts a task), so the STATS
-    it would report measure accepting; the stats handler puts in what the tasks measured instead:
-    `processing_time` from accept to reply published, its average over completed requests, and
-    handler failures in `num_errors` with the exception's type (never its text, which may hold
-    request data) as `last_error`. `data` carries `in_flight`.
+    Each request is stamped when nats-py queues it (`workers.runtime.arrival`), before any wait.
+    The endpoint callback never blocks: it starts the request on a free slot, or queues it in
+    arrival order. An endpoint with a `queue_budget_s` has each queued request answered by its
+    `on_expired` (outside the slots) when the budget since arrival runs out, so a request that
+    waits behind slow ones gets a prompt answer at its deadline, not a fresh budget when a slot
+    frees. A reply larger than the server's max_payload is replaced by the endpoint's
+    `on_too_large` (else `failure_reply`), so the requester learns at once.
+
+    micro's own handler only accepts a request, so the STATS it would report measure accepting;
+    the stats handler puts in what the tasks measured instead: `processing_time` from arrival to
+    reply published, its average over completed requests, and handler failures in `num_errors`
+    with the exception's type (never its text, which may hold request data) as `last_error`.
+    `data` carries `in_flight`, `queued`, `expired` and `too_large`.
     """
 
     def __init__(
@@ -234,20 +281,26 @@ class Service:
         concurrency: int = 64,
         metadata: dict[str, str] | None = None,
         failure_reply: bytes | None = None,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         """`failure_reply` is sent when a handler raises or its reply cannot be published (too
         large for the server, say), so the requester learns at once; None sends nothing."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if max_queued < 0:
+            raise ValueError("max_queued must be at least 0")
         self._nc = nc
         self._name = name
         self._description = description
         self._version = version
         self._metadata = metadata or {}
         self._failure_reply = failure_reply
-        self._slots = asyncio.Semaphore(concurrency)
+        self._free = concurrency
+        self._max_queued = max_queued
+        self._queued: OrderedDict[int, _Queued] = OrderedDict()
+        self._sequence = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending: list[tuple[str, str, str, HeaderHandler]] = []
+        self._pending: list[_Endpoint] = []
         self._micro: MicroService | None = None
         self._stopping = False
         self._intake_stopped = False
@@ -263,22 +316,59 @@ class Service:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def add_endpoint(self, *, name: str, subject: str, queue: str, handler: Handler) -> None:
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a slot."""
+        return len(self._queued)
+
+    async def add_endpoint(
+        self,
+        *,
+        name: str,
+        subject: str,
+        queue: str,
+        handler: Handler,
+        queue_budget_s: float | None = None,
+        on_expired: Callable[[bytes, Headers], bytes] | None = None,
+        on_too_large: Callable[[bytes, Headers], bytes] | None = None,
+    ) -> None:
         """Serve `subject` in queue group `queue`; the handler's bytes are the reply."""
 
         async def with_no_headers(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
             return await handler(data, headers), None
 
         await self.add_endpoint_with_headers(
-            name=name, subject=subject, queue=queue, handler=with_no_headers
+            name=name,
+            subject=subject,
+            queue=queue,
+            handler=with_no_headers,
+            queue_budget_s=queue_budget_s,
+            on_expired=_no_headers(on_expired),
+            on_too_large=_no_headers(on_too_large),
         )
 
     async def add_endpoint_with_headers(
-        self, *, name: str, subject: str, queue: str, handler: HeaderHandler
+        self,
+        *,
+        name: str,
+        subject: str,
+        queue: str,
+        handler: HeaderHandler,
+        queue_budget_s: float | None = None,
+        on_expired: ReplyBuilder | None = None,
+        on_too_large: ReplyBuilder | None = None,
     ) -> None:
-        self._pending.append((name, subject, queue, handler))
+        """Like `add_endpoint`; with `queue_budget_s`, `on_expired` answers a request that
+        waited that long (since arrival) for a slot; `on_too_large` answers instead of a reply
+        over the server's max_payload."""
+        if queue_budget_s is not None and (on_expired is None or not queue_budget_s > 0):
+            raise ValueError("queue_budget_s needs on_expired and a positive budget")
+        endpoint = _Endpoint(
+            name, subject, queue, handler, queue_budget_s, on_expired, on_too_large
+        )
+        self._pending.append(endpoint)
         if self._micro is not None:
-            await self._register(name, subject, queue, handler)
+            await self._register(endpoint)
 
     async def start(self) -> None:
         self._micro = await nats.micro.add_service(
@@ -289,63 +379,154 @@ class Service:
             metadata=self._metadata,
             stats_handler=self._endpoint_stats,
         )
-        for name, subject, queue, handler in self._pending:
-            await self._register(name, subject, queue, handler)
+        for endpoint in self._pending:
+            await self._register(endpoint)
         # Two round trips: nats-py queues SUB for its background writer while flush() may reach
         # the socket first, so after one PONG the server may not have the subscriptions yet (a
         # "ready" actor would then answer no-responders). The second PING follows the SUBs.
         await self._nc.flush()
         await self._nc.flush()
 
-    async def _register(self, name: str, subject: str, queue: str, handler: HeaderHandler) -> None:
+    async def _register(self, endpoint: _Endpoint) -> None:
         assert self._micro is not None
-
-        self._counts.setdefault(name, _ServedCounts())
-        self._in_flight_by_endpoint.setdefault(name, 0)
+        self._counts.setdefault(endpoint.name, _ServedCounts())
+        self._in_flight_by_endpoint.setdefault(endpoint.name, 0)
 
         async def on_request(req: MicroRequest) -> None:
-            # Runs serially per endpoint: only wait for a slot, then let a task do the work.
-            accepted_ns = time.perf_counter_ns()
-            # The handler's task copies this context: it reads the accept time via accepted_at().
-            _ACCEPTED_AT.set(time.monotonic())
-            await self._slots.acquire()
+            # Runs serially per endpoint, so it never waits: start or queue, then return.
             msg: Msg = req._msg  # the reply subject is needed; micro keeps the Msg private
-            self._in_flight_by_endpoint[name] += 1
-            task = asyncio.create_task(self._serve(handler, msg, subject, name, accepted_ns))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._accept(endpoint, msg)
 
         await self._micro.add_endpoint(
-            name=name, subject=subject, queue_group=queue, handler=on_request
+            name=endpoint.name,
+            subject=endpoint.subject,
+            queue_group=endpoint.queue,
+            handler=on_request,
         )
+        for micro_endpoint in getattr(self._micro, "_endpoints", []):
+            sub: Subscription | None = getattr(micro_endpoint, "_subscription", None)
+            if getattr(micro_endpoint, "_name", None) == endpoint.name and sub is not None:
+                stamp_arrivals(sub)
 
-    async def _serve(
-        self, handler: HeaderHandler, msg: Msg, subject: str, endpoint: str, accepted_ns: int
-    ) -> None:
-        counts = self._counts[endpoint]
+    def _accept(self, endpoint: _Endpoint, msg: Msg) -> None:
+        now = time.monotonic()
+        arrived = arrived_at(msg) or now
+        entry = _Queued(endpoint, msg, arrived, time.perf_counter_ns() - int((now - arrived) * 1e9))
+        if self._free > 0:
+            self._start(entry)
+            return
+        if len(self._queued) >= self._max_queued:
+            log.warning(
+                "%s: %d requests queued; answering one as expired", self._name, len(self._queued)
+            )
+            self._expire(entry)
+            return
+        key = next(self._sequence)
+        self._queued[key] = entry
+        budget = endpoint.queue_budget_s
+        if budget is not None:
+            loop = asyncio.get_running_loop()
+            # loop.time() is time.monotonic() on asyncio and uvloop alike.
+            entry.timer = loop.call_at(
+                loop.time() + (arrived + budget - now), self._expire_queued, key
+            )
+
+    def _start(self, entry: _Queued) -> None:
+        self._free -= 1
+        if entry.timer is not None:
+            entry.timer.cancel()
+        self._in_flight_by_endpoint[entry.endpoint.name] += 1
+        context = contextvars.copy_context()
+        # The handler reads the arrival time via accepted_at(): its budget includes every wait.
+        context.run(_ACCEPTED_AT.set, entry.arrived)
+        task = asyncio.get_running_loop().create_task(self._serve(entry), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _expire_queued(self, key: int) -> None:
+        entry = self._queued.pop(key, None)
+        if entry is not None:
+            self._expire(entry)
+
+    def _expire(self, entry: _Queued) -> None:
+        """Answer `entry` without a slot: its budget ran out in the queue (or the queue is full)."""
+        context = contextvars.copy_context()
+        context.run(_ACCEPTED_AT.set, entry.arrived)  # on_expired reads accepted_at() too
+        task = asyncio.get_running_loop().create_task(self._answer_expired(entry), context=context)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer_expired(self, entry: _Queued) -> None:
+        endpoint, msg = entry.endpoint, entry.msg
+        counts = self._counts[endpoint.name]
+        counts.expired += 1
+        log.info("%s: a request expired waiting for a slot", endpoint.subject)
+        try:
+            if endpoint.on_expired is not None:
+                reply, headers = endpoint.on_expired(msg.data, msg.headers)
+                await self._publish(endpoint, msg, reply, headers)
+            else:
+                await self._send_failure(msg, endpoint.subject)
+        except Exception as exc:
+            log.exception("answering an expired request on %s failed", endpoint.subject)
+            counts.errors += 1
+            counts.last_error = type(exc).__name__
+
+    def _release(self) -> None:
+        self._free += 1
+        while self._free > 0 and self._queued:
+            _, entry = self._queued.popitem(last=False)
+            self._start(entry)
+
+    async def _serve(self, entry: _Queued) -> None:
+        endpoint, msg = entry.endpoint, entry.msg
+        counts = self._counts[endpoint.name]
         try:
             try:
-                reply, headers = await handler(msg.data, msg.headers)
+                reply, headers = await endpoint.handler(msg.data, msg.headers)
             except Exception as exc:
                 # A handler bug must not kill the endpoint nor leak exception text to a peer.
-                log.exception("handler for %s failed", subject)
+                log.exception("handler for %s failed", endpoint.subject)
                 counts.errors += 1
                 counts.last_error = type(exc).__name__
-                await self._send_failure(msg, subject)
+                await self._send_failure(msg, endpoint.subject)
                 return
-            if msg.reply:
-                try:
-                    await self._nc.publish(msg.reply, reply, headers=headers)
-                except Exception as exc:
-                    log.exception("could not publish the reply for %s", subject)
-                    counts.errors += 1
-                    counts.last_error = type(exc).__name__
-                    await self._send_failure(msg, subject)
+            await self._publish(endpoint, msg, reply, headers)
         finally:
             counts.completed += 1
-            counts.processing_ns += time.perf_counter_ns() - accepted_ns
-            self._in_flight_by_endpoint[endpoint] -= 1
-            self._slots.release()
+            counts.processing_ns += time.perf_counter_ns() - entry.accepted_ns
+            self._in_flight_by_endpoint[endpoint.name] -= 1
+            self._release()
+
+    async def _publish(self, endpoint: _Endpoint, msg: Msg, reply: bytes, headers: Headers) -> None:
+        """Publish the reply, or a small one in its place when the server would refuse it."""
+        if not msg.reply:
+            return
+        counts = self._counts[endpoint.name]
+        if not fits(self._nc, reply, headers):
+            counts.too_large += 1
+            log.error(
+                "the reply on %s is %d bytes, over the server's max_payload of %d: answering"
+                " the fallback instead",
+                endpoint.subject,
+                wire_size(reply, headers),
+                self._nc.max_payload,
+            )
+            if endpoint.on_too_large is None:
+                await self._send_failure(msg, endpoint.subject)
+                return
+            reply, headers = endpoint.on_too_large(msg.data, msg.headers)
+            if not fits(self._nc, reply, headers):
+                log.error("the fallback reply on %s is too large too", endpoint.subject)
+                await self._send_failure(msg, endpoint.subject)
+                return
+        try:
+            await self._nc.publish(msg.reply, reply, headers=headers)
+        except Exception as exc:
+            log.exception("could not publish the reply for %s", endpoint.subject)
+            counts.errors += 1
+            counts.last_error = type(exc).__name__
+            await self._send_failure(msg, endpoint.subject)
 
     async def _send_failure(self, msg: Msg, subject: str) -> None:
         if self._failure_reply is None or not msg.reply:
@@ -366,7 +547,12 @@ class Service:
         )
         stats.num_errors = counts.errors
         stats.last_error = counts.last_error
-        return {"in_flight": self._in_flight_by_endpoint.get(stats.name, 0)}
+        return {
+            "in_flight": self._in_flight_by_endpoint.get(stats.name, 0),
+            "queued": sum(1 for q in self._queued.values() if q.endpoint.name == stats.name),
+            "expired": counts.expired,
+            "too_large": counts.too_large,
+        }
 
     async def stop_intake(self) -> None:
         """Leave the queue groups: new requests go to other replicas; the ones already delivered
@@ -387,10 +573,11 @@ class Service:
     async def wait_in_flight(self, timeout_s: float) -> bool:
         """Wait (bounded) until every accepted request is answered; False if some are not."""
         await asyncio.sleep(0)  # requests just accepted get their tasks going
-        if not self._tasks:
-            return True
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        return not pending
+        deadline = time.monotonic() + timeout_s
+        # Queued requests start as running ones finish, so waiting on the tasks covers both.
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        return not self._tasks and not self._queued
 
     async def stop(self, drain_timeout_s: float = 10.0) -> None:
         """Stop intake, finish the requests in flight (bounded), then drain the connection."""
@@ -398,11 +585,18 @@ class Service:
             return
         self._stopping = True
         await self.stop_intake()
-        if self._tasks:
-            _, still_running = await asyncio.wait(set(self._tasks), timeout=drain_timeout_s)
-            for task in still_running:
-                log.error("%s: a request was still running at shutdown", self._name)
-                task.cancel()
+        if not await self.wait_in_flight(drain_timeout_s):
+            while self._queued:  # never started: answered as expired rather than dropped
+                _, entry = self._queued.popitem(last=False)
+                if entry.timer is not None:
+                    entry.timer.cancel()
+                self._expire(entry)
+            for task in set(self._tasks):
+                if not task.done():
+                    log.error("%s: a request was still running at shutdown", self._name)
+                    task.cancel()
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=1.0)
         for hook in self._stop_hooks:
             try:
                 await hook()
@@ -413,3 +607,13 @@ class Service:
                 await self._nc.drain()
             except Exception:
                 log.exception("could not drain the connection of %s", self._name)
+
+
+def _no_headers(build: Callable[[bytes, Headers], bytes] | None) -> ReplyBuilder | None:
+    if build is None:
+        return None
+
+    def with_no_headers(data: bytes, headers: Headers) -> tuple[bytes, Headers]:
+        return build(data, headers), None
+
+    return with_no_headers
