@@ -1,9 +1,11 @@
-"""The reference vault's secrets file: chosen by RELAY_VAULT_SECRETS, the public example flagged."""
+"""The reference vault: its secrets file (chosen by RELAY_VAULT_SECRETS, the public example
+flagged), its batch bound and its answer to a batch too large to publish."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from google.protobuf import any_pb2
 from nats.aio.client import Client
 
-from schemas import capability, rpc
+from schemas import capability, rpc, subjects
 from schemas.proto.gen import vault_pb2
 from workers.reference import enclave_crypto
 from workers.reference import vault as vault_ref
+from workers.runtime.bus import connect, request
+from workers.runtime.natsserver import NatsServer
 
 OWNER = "0x52908400098527886E0F7030069857D2E4169EE7"  # EIP-55 form, as dispatch sends it
 
@@ -88,3 +92,40 @@ def test_a_seed_shorter_than_32_bytes_is_refused(tmp_path: Path, seed_hex: str) 
     path.write_text(json.dumps({"seed_hex": seed_hex, "secrets": []}))
     with pytest.raises(ValueError, match="at least 32 are needed"):
         vault_ref.VaultStore.load(path)
+
+
+def test_the_reference_vault_refuses_a_batch_over_the_bound() -> None:
+    """65 secrets in one call: the reference vault answers an error, not a 65-entry answer."""
+    store = vault_ref.VaultStore(seed=b"\x11" * 32, values={})
+    enclave = enclave_crypto.public_hex(X25519PrivateKey.generate())
+    keys = ["K"] * (vault_ref.MAX_SECRETS_PER_CALL + 1)
+    outcome = vault_ref.answer(store, call_for(keys, enclave))
+    assert outcome.error.startswith("request batch size 65 exceeds 64"), outcome
+    assert not outcome.payload
+
+
+async def test_the_reference_vault_answers_a_too_large_batch_with_an_error_at_once(
+    nats_server: NatsServer, nc: Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """64 copies of a 20 KB secret exceed max_payload: the vault answers its error promptly."""
+    path = tmp_path / "secrets.json"
+    entry = {"owner": OWNER.lower(), "namespace": "main", "key": "BIG", "value": "v" * 20_000}
+    path.write_text(json.dumps({"seed_hex": "11" * 32, "secrets": [entry]}))
+    vault_nc = await connect(nats_server.url, actor="vault")
+    svc = await vault_ref.run(vault_nc, path)
+    try:
+        enclave = enclave_crypto.public_hex(X25519PrivateKey.generate())
+        call = call_for(["BIG"] * vault_ref.MAX_SECRETS_PER_CALL, enclave)
+        caplog.set_level(logging.ERROR, logger="relay.bus")
+        started = time.monotonic()
+        data = await request(
+            nc,
+            subjects.capability(rpc.VaultCapabilityID, rpc.VaultMethodSecretsGet),
+            capability.ENCODER.encode(call),
+            timeout_s=5.0,
+        )
+        assert time.monotonic() - started < 2.0
+        assert capability.OUTCOME_DECODER.decode(data).error == vault_ref.TOO_LARGE
+        assert any("max_payload" in r.getMessage() for r in caplog.records)
+    finally:
+        await svc.stop()

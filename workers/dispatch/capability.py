@@ -31,6 +31,7 @@ from workers.dispatch.common import (
     NatsCapabilities,
     Registry,
     deadline_for,
+    expired_reply,
     internal,
     invalid_params,
 )
@@ -197,6 +198,8 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
         subject=subjects.dispatch(settings.don, settings.node, rpc.MethodCapabilityExec),
         queue=subjects.dispatch_queue(rpc.MethodCapabilityExec),
         handler=serve,
+        queue_budget_s=settings.request_timeout_s,
+        on_expired=expired_reply,
     )
     await svc.start()
     return svc

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
 from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
-from workers.runtime.bus import StageTimeout, StageUnavailable, request
+from workers.runtime.bus import (
+    NO_RESPONDERS_BACKOFF_S,
+    Headers,
+    StageTimeout,
+    StageUnavailable,
+    request,
+)
 from workers.runtime.settings import NodeSettings
 
 INTERNAL = rpc.ErrInternal
@@ -60,6 +67,10 @@ class CapabilityUnreachable(Exception):
 
 
 class NatsCapabilities:
+    """Capability calls over NATS. No responders (a DON restarting, say) is retried within the
+    deadline, every NO_RESPONDERS_BACKOFF_S: NATS said nobody listens, so nothing ran. A timeout
+    is never retried: the call may have run."""
+
     def __init__(self, nc: Client) -> None:
         self._nc = nc
 
@@ -67,16 +78,28 @@ class NatsCapabilities:
         self, call: capability.CapabilityCall, deadline: float
     ) -> capability.CapabilityOutcome:
         subject = subjects.capability(call.capability_id, call.method)
-        try:
-            data = await request(
-                self._nc,
-                subject,
-                capability.ENCODER.encode(call),
-                timeout_s=deadline - time.monotonic(),
-            )
-        except StageUnavailable as exc:
-            raise CapabilityUnreachable(str(exc), maybe_executed=False) from exc
-        except StageTimeout as exc:
-            raise CapabilityUnreachable(str(exc), maybe_executed=True) from exc
+        payload = capability.ENCODER.encode(call)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # Not sent at all (the budget ran out before, e.g. in a queue): it did not run.
+                raise CapabilityUnreachable(
+                    f"not sent to {subject}: the budget ran out", maybe_executed=False
+                )
+            try:
+                data = await request(self._nc, subject, payload, timeout_s=remaining)
+                break
+            except StageUnavailable as exc:
+                if deadline - time.monotonic() <= NO_RESPONDERS_BACKOFF_S:
+                    raise CapabilityUnreachable(str(exc), maybe_executed=False) from exc
+                await asyncio.sleep(NO_RESPONDERS_BACKOFF_S)
+            except StageTimeout as exc:
+                raise CapabilityUnreachable(str(exc), maybe_executed=True) from exc
         outcome: capability.CapabilityOutcome = capability.OUTCOME_DECODER.decode(data)
         return outcome
+
+
+def expired_reply(data: bytes, headers: Headers) -> bytes:
+    """A dispatch request that waited out the node's budget for a slot: the ingress has already
+    answered it, so a prompt -32603 rather than a DON call nobody waits for."""
+    return bus.ENCODER.encode(internal("dispatch request expired waiting for a slot"))

@@ -28,6 +28,12 @@ from workers.runtime.bus import Handler, Headers, Service
 log = logging.getLogger("relay.vault")
 
 MIN_SEED_BYTES = 32
+MAX_SECRETS_PER_CALL = 64
+"""The reference vault refuses larger batches (the relay's own bound is the same,
+`workers/dispatch/secrets.py`): every answer must fit the server's max_payload."""
+TOO_LARGE = "capability response too large"
+"""The capability error a reference worker answers when its real answer would exceed the
+server's max_payload: an answer at once, never silence until the caller's timeout."""
 DEFAULT_SECRETS = Path(__file__).resolve().parents[2] / "deploy" / "vault-secrets.example.json"
 
 
@@ -73,6 +79,10 @@ def answer(store: VaultStore, call: capability.CapabilityCall) -> capability.Cap
             return capability.CapabilityOutcome(error=f"unexpected payload {wrapped.type_url}")
     except DecodeError as exc:
         return capability.CapabilityOutcome(error=f"bad payload: {exc}")
+    if len(request.requests) > MAX_SECRETS_PER_CALL:
+        return capability.CapabilityOutcome(
+            error=f"request batch size {len(request.requests)} exceeds {MAX_SECRETS_PER_CALL}"
+        )
     response = vault_pb2.GetSecretsResponse()
     reference = call.metadata.reference_id.encode()
     for item in request.requests:
@@ -150,12 +160,14 @@ async def capability_service(
     """A started micro service answering `handler` on `cap.v1.<capability>.<method>` for each
     method, in the capability queue group (reference workers and test DONs alike)."""
     svc = Service(nc, name=name, description=description)
+    too_large = capability.ENCODER.encode(capability.CapabilityOutcome(error=TOO_LARGE))
     for method in methods:
         await svc.add_endpoint(
             name=subjects.encode_token(method),
             subject=subjects.capability(capability_id, method),
             queue=subjects.QUEUE_CAPABILITY,
             handler=handler,
+            on_too_large=lambda data, headers: too_large,
         )
     await svc.start()
     return svc
