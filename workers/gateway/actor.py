@@ -43,7 +43,7 @@ from workers.gateway.handler import (
 )
 from workers.gateway.intake import Legacy, parse_user_request, rejection
 from workers.gateway.metrics import GatewayMetrics
-from workers.runtime.bus import Headers, Service
+from workers.runtime.bus import Headers, Service, connection_hooks
 from workers.runtime.settings import require_seconds
 
 log = logging.getLogger("relay.gateway.actor")
@@ -125,8 +125,18 @@ class GatewayActor:
             metadata={"don": settings.don, "instance": settings.instance},
         )
         self._closing = False
+        self._clock = clock
+        self._disconnected_at: float | None = None
+        self._resending: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        try:
+            hooks = connection_hooks(self._nc)
+        except ValueError:
+            log.warning("not a bus.connect connection: in-flight requests are not re-sent")
+        else:
+            hooks.disconnected.append(self._on_disconnected)
+            hooks.reconnected.append(self._on_reconnected)
         self._replies = await self._nc.subscribe(
             subjects.gateway_replies(self._settings.don, self._settings.instance),
             cb=self._on_reply,
@@ -177,6 +187,18 @@ class GatewayActor:
         if not await self.handler.wait_idle(remaining):
             failed = self.handler.fail_all("gateway is shutting down")
             log.error("gateway stopped with %d requests unanswered by the relay DON", failed)
+        with contextlib.suppress(ValueError):
+            hooks = connection_hooks(self._nc)
+            for hook_list, hook in (
+                (hooks.disconnected, self._on_disconnected),
+                (hooks.reconnected, self._on_reconnected),
+            ):
+                if hook in hook_list:
+                    hook_list.remove(hook)
+        if self._resending is not None:
+            self._resending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resending
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -185,6 +207,29 @@ class GatewayActor:
             with contextlib.suppress(nats.errors.Error):
                 await self._replies.unsubscribe()
         await self._service.stop(drain_timeout_s=self._settings.drain_timeout_s)
+
+    async def _on_disconnected(self) -> None:
+        if self._disconnected_at is None:
+            self._disconnected_at = self._clock()
+
+    async def _on_reconnected(self) -> None:
+        # In a task: nats-py awaits this callback inside its reconnect logic.
+        since, self._disconnected_at = self._disconnected_at, None
+        if self._closing or (self._resending is not None and not self._resending.done()):
+            return
+        self._resending = asyncio.create_task(self._resend(since))
+
+    async def _resend(self, since: float | None) -> None:
+        try:
+            sends = await self.handler.resend_unanswered(created_before=since)
+        except Exception:
+            log.exception("re-sending in-flight requests after a reconnect failed")
+            return
+        if sends:
+            log.warning(
+                "NATS reconnected: re-sent in-flight requests to %d nodes that had not answered",
+                sends,
+            )
 
     async def _on_user_request(self, data: bytes, headers: Headers) -> tuple[bytes, Headers]:
         # Intake stops before closing, so whatever reaches here was accepted: serve it.

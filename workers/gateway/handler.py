@@ -290,6 +290,17 @@ class GatewayHandler:
         return None
 
     async def _fan_out(self, active: _Active) -> None:
+        await self._send(active, active.don.members)
+        if active.future.done():
+            return  # decided while sending (fast nodes) or abandoned
+        if not self._check_reachable(active):
+            return
+        log.debug("successfully forwarded request %r to relay nodes", active.request.id)
+        if active.failed:
+            self._decide(active)
+
+    async def _send(self, active: _Active, nodes: tuple[str, ...] | list[str]) -> None:
+        """Send the request to `nodes`, each bounded; a failed send marks that node failed."""
         timeout = min(self._config.node_send_timeout_s, self._config.request_timeout_s)
 
         async def send_one(node: str) -> None:
@@ -300,14 +311,40 @@ class GatewayHandler:
                 log.error("error sending request to node %s: %s", node, exc)
                 active.failed.add(node)
 
-        await asyncio.gather(*(send_one(node) for node in active.don.members))
-        if active.future.done():
-            return  # decided while sending (fast nodes) or abandoned
-        if not self._check_reachable(active):
-            return
-        log.debug("successfully forwarded request %r to relay nodes", active.request.id)
-        if active.failed:
-            self._decide(active)
+        await asyncio.gather(*(send_one(node) for node in nodes))
+
+    async def resend_unanswered(self, *, created_before: float | None = None) -> int:
+        """After a NATS reconnect: send each request in flight again to the members that have
+        not answered it. The server may have lost the request or the answer in a crash, and
+        nobody would tell us; without this the request waits out its whole timeout.
+
+        Requests created after `created_before` (during the outage, so their sends were
+        buffered by the client and flushed at reconnect) go again only to nodes whose send
+        failed. Same ticket, same bytes: an answer to either copy counts once. It is safe for
+        the nodes (docs/gateway.md): reads are pure, and a capability call is deduplicated by
+        its logical key, so a second copy gets the first outcome, never a second execution.
+        Returns how many sends were made.
+        """
+        sends = 0
+        for active in list(self._active.values()):
+            if active.future.done():
+                continue
+            old = created_before is None or active.created <= created_before
+            nodes = [
+                node
+                for node in active.don.members
+                if node not in active.responses and (old or node in active.failed)
+            ]
+            if not nodes:
+                continue
+            active.failed.difference_update(nodes)  # each gets a fresh chance
+            sends += len(nodes)
+            await self._send(active, nodes)
+            if active.future.done() or not self._check_reachable(active):
+                continue
+            if active.failed:
+                self._decide(active)
+        return sends
 
     def _check_reachable(self, active: _Active) -> bool:
         """Fail the request at once when too few nodes are left to ever reach F+1."""

@@ -13,9 +13,10 @@ import contextvars
 import itertools
 import logging
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import nats
@@ -102,11 +103,15 @@ async def connect(
         if isinstance(exc, nats.errors.Error):
             refusals[:] = [exc]
 
+    hooks = ConnectionHooks()
+
     async def on_disconnected() -> None:
         log.info("actor %s disconnected from NATS", actor)
+        await hooks.run(hooks.disconnected, actor)
 
     async def on_reconnected() -> None:
         log.warning("actor %s reconnected to NATS", actor)
+        await hooks.run(hooks.reconnected, actor)
 
     options: dict[str, Any] = {
         "name": f"relay-{actor}",
@@ -128,7 +133,9 @@ async def connect(
         options["user"] = user
         options["password"] = password or ""
     try:
-        return await asyncio.wait_for(nats.connect(servers, **options), timeout=initial_timeout_s)
+        nc = await asyncio.wait_for(nats.connect(servers, **options), timeout=initial_timeout_s)
+        _HOOKS[nc] = hooks
+        return nc
     except TimeoutError as exc:
         # Name what the server said: a refused password reads very differently from silence.
         refusal = refusals[0] if refusals else None
@@ -138,6 +145,37 @@ async def connect(
             f" {initial_timeout_s}s{why}",
             refusal,
         ) from exc
+
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ConnectionHooks:
+    """What an actor runs when its connection drops and when it is back (after nats-py has
+    re-subscribed and flushed what it buffered)."""
+
+    disconnected: list[Hook] = field(default_factory=list)
+    reconnected: list[Hook] = field(default_factory=list)
+
+    @staticmethod
+    async def run(hooks: list[Hook], actor: str) -> None:
+        for hook in list(hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("a connection hook of actor %s failed", actor)
+
+
+_HOOKS: weakref.WeakKeyDictionary[Client, ConnectionHooks] = weakref.WeakKeyDictionary()
+
+
+def connection_hooks(nc: Client) -> ConnectionHooks:
+    """The hooks of a connection made by `connect` (ValueError for any other connection)."""
+    hooks = _HOOKS.get(nc)
+    if hooks is None:
+        raise ValueError("connection hooks exist only for connections made by bus.connect")
+    return hooks
 
 
 async def request(

@@ -536,3 +536,34 @@ async def test_a_caller_cancelled_during_fan_out_releases_its_request_id_at_once
         await task
     await asyncio.sleep(0)  # the future's done callback
     assert handler.active_count == 0
+
+
+async def test_after_a_reconnect_only_the_nodes_that_have_not_answered_get_the_request_again() -> (
+    None
+):
+    """One node answered before the outage: the other three get the same ticket and bytes again."""
+    handler, clock, sender = make()
+    future = await handler.submit(request("req-1"))
+    handler.on_node_response("0x0000", node_response("req-1", {"payload": "result"}))
+    first_ticket = sender.sent[0][1]
+    sender.sent.clear()
+    assert await handler.resend_unanswered(created_before=clock.now) == 3
+    assert sorted(node for node, _, _ in sender.sent) == ["0x0001", "0x0002", "0x0003"]
+    assert {ticket for _, ticket, _ in sender.sent} == {first_ticket}
+    assert {payload for _, _, payload in sender.sent} == {request("req-1").raw}
+    handler.on_node_response("0x0001", node_response("req-1", {"payload": "result"}))
+    assert (await future).code is ErrorCode.NoError
+
+
+async def test_a_request_made_during_the_outage_is_resent_only_to_nodes_whose_send_failed() -> None:
+    """Its sends were buffered and flushed at reconnect: only the failed one goes again."""
+    sender = FakeSender(failing=("0x0003",))
+    handler, clock, _ = make(sender=sender)
+    outage_started = clock.now
+    clock.now += 1.0
+    await handler.submit(request("during"))
+    sender.sent.clear()
+    sender.failing.clear()
+    assert await handler.resend_unanswered(created_before=outage_started) == 1
+    assert [node for node, _, _ in sender.sent] == ["0x0003"]
+    assert handler.is_active("during")
