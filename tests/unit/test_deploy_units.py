@@ -57,3 +57,11 @@ def test_every_variable_the_examples_set_is_one_the_code_reads() -> None:
     for name in names:
         stem = re.sub(r"_(INGRESS|GATEWAY|VERIFIER)$", "_", name)  # per-actor variables
         assert stem in SOURCES, name
+
+
+def test_the_gateway_unit_gives_room_for_the_default_connection_cap() -> None:
+    """LimitNOFILE is set, and the default HTTP connection cap fits under it unlowered."""
+    from workers.gateway.http import DEFAULT_MAX_CONNECTIONS, connection_cap
+
+    (limit,) = unit("relay-gateway.service")["LimitNOFILE"]
+    assert connection_cap(None, int(limit)) == DEFAULT_MAX_CONNECTIONS

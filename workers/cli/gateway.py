@@ -24,7 +24,13 @@ from workers.gateway.handler import (
     MembershipUnavailable,
     StaticMembership,
 )
-from workers.gateway.http import DEFAULT_MAX_BODY_BYTES, HttpFront
+from workers.gateway.http import (
+    DEFAULT_MAX_BODY_BYTES,
+    HttpFront,
+    HttpLimits,
+    connection_cap,
+    fd_limit,
+)
 from workers.gateway.membership import RegistryMembership
 from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
 from workers.runtime.bus import connect
@@ -99,6 +105,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--path", default="/", help="the HTTP path enclaves POST to")
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY_BYTES, help="bytes")
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="HTTP connections held at once (default: 4096, lowered to fit the fd limit)",
+    )
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds")
+    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds, for the body")
+    p.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds")
     p.add_argument("--request-timeout", type=float, default=30.0, help="seconds")
     p.add_argument("--node-send-timeout", type=float, default=10.0, help="seconds")
     p.add_argument("--sweep-interval", type=float, default=5.0, help="seconds")
@@ -135,6 +150,14 @@ def run(args: argparse.Namespace) -> int:
             per_node_rate=args.node_rate,
             max_active_requests=args.max_active,
         )
+        limits = HttpLimits(
+            header_timeout_s=args.header_timeout,
+            read_timeout_s=args.read_timeout,
+            keepalive_timeout_s=args.keepalive_timeout,
+            max_connections=args.max_connections,
+        )
+        if http is not None:
+            connection_cap(args.max_connections, fd_limit())  # refuse at start, not later
     except (DonConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
@@ -151,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if args.instance:
         settings = dataclasses.replace(settings, instance=args.instance)
     try:
-        run_loop(_serve(args, settings, don, http))
+        run_loop(_serve(args, settings, don, http, limits))
     except OSError as exc:
         log.error("gateway failed: %s", exc)
         return 1
@@ -163,6 +186,7 @@ async def _serve(
     settings: GatewaySettings,
     don: DonConfig | None,
     http: tuple[str, int] | None,
+    limits: HttpLimits,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -196,6 +220,7 @@ async def _serve(
                 path=args.path,
                 max_body_bytes=args.max_body,
                 ready=lambda: nc.is_connected,
+                limits=limits,
             )
             await front.start()
         http_text = f"{http[0]}:{front.port}" if front is not None and http else "off"
