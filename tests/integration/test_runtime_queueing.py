@@ -132,3 +132,40 @@ async def test_a_reply_over_max_payload_without_a_fallback_sends_the_failure_rep
         assert await request(nc, "t.huge2", b"?", timeout_s=5) == b"failed"
     finally:
         await svc.stop()
+
+
+async def test_a_request_past_the_queue_bound_is_answered_at_once_not_dropped(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """One slot busy, one request queued, the queue full: the third gets on_expired at once."""
+    server_nc = await connect(nats_server.url, actor="overflow")
+    release = asyncio.Event()
+
+    async def hold(data: bytes, headers: Headers) -> bytes:
+        await asyncio.wait_for(release.wait(), 5.0)
+        return b"served:" + data
+
+    svc = Service(
+        server_nc, name="relay-test-overflow", description="test", concurrency=1, max_queued=1
+    )
+    await svc.add_endpoint(
+        name="hold",
+        subject="t.overflow",
+        queue="q",
+        handler=hold,
+        on_expired=lambda data, headers: b"overloaded:" + data,
+    )
+    await svc.start()
+    try:
+        first = asyncio.create_task(request(nc, "t.overflow", b"1", timeout_s=5))
+        second = asyncio.create_task(request(nc, "t.overflow", b"2", timeout_s=5))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        assert await request(nc, "t.overflow", b"3", timeout_s=5) == b"overloaded:3"
+        assert time.monotonic() - started < 1.0
+        release.set()
+        assert await first == b"served:1"
+        assert await second == b"served:2"
+    finally:
+        release.set()
+        await svc.stop()

@@ -40,6 +40,7 @@ from workers.gateway.handler import (
     HandlerConfig,
     Membership,
     SendError,
+    UserRequest,
 )
 from workers.gateway.intake import Legacy, parse_user_request, rejection
 from workers.gateway.metrics import GatewayMetrics
@@ -147,6 +148,8 @@ class GatewayActor:
             subject=subjects.gateway(self._settings.don),
             queue=subjects.QUEUE_GATEWAY,
             handler=self._on_user_request,
+            # Only past the service's queue bound (no queue budget): answered, never dropped.
+            on_expired=self._overloaded,
         )
         await self._service.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
@@ -230,6 +233,12 @@ class GatewayActor:
                 "NATS reconnected: re-sent in-flight requests to %d nodes that had not answered",
                 sends,
             )
+
+    def _overloaded(self, data: bytes, headers: Headers) -> tuple[bytes, Headers]:
+        parsed = parse_user_request(data)
+        request_id = parsed.id if isinstance(parsed, UserRequest) else ""
+        reply = rejection(request_id, ErrorCode.LimitExceededError, "too many requests in flight")
+        return reply.body, {HTTP_STATUS_HEADER: str(reply.status)}
 
     async def _on_user_request(self, data: bytes, headers: Headers) -> tuple[bytes, Headers]:
         # Intake stops before closing, so whatever reaches here was accepted: serve it.
