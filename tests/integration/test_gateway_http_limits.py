@@ -19,7 +19,14 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 
-from tests.integration.gateway_fakes import fake_don, honest, rpc_body, running_gateway, unique_don
+from tests.integration.gateway_fakes import (
+    delayed,
+    fake_don,
+    honest,
+    rpc_body,
+    running_gateway,
+    unique_don,
+)
 from workers.gateway.http import HttpFront, HttpLimits
 from workers.runtime.natsserver import NatsServer, free_port
 
@@ -28,10 +35,13 @@ MARGIN_S = 1.5  # a timer's firing and the close reaching the client, on a loade
 
 
 @asynccontextmanager
-async def front_with(nats_server: NatsServer, limits: HttpLimits) -> AsyncIterator[HttpFront]:
+async def front_with(
+    nats_server: NatsServer, limits: HttpLimits, *, delay_s: float = 0.0
+) -> AsyncIterator[HttpFront]:
     don = unique_don()
+    behaviour = delayed(delay_s, honest()) if delay_s else honest()
     async with (
-        fake_don(nats_server.url, don, dict.fromkeys(MEMBERS, honest())),
+        fake_don(nats_server.url, don, dict.fromkeys(MEMBERS, behaviour)),
         running_gateway(nats_server.url, don, MEMBERS) as gateway,
     ):
         front = HttpFront(gateway.serve, host="127.0.0.1", port=0, limits=limits)
@@ -156,6 +166,26 @@ async def test_more_idle_connections_than_the_cap_do_not_stop_new_clients(
                 writer.close()
 
 
+async def test_at_the_cap_with_every_connection_serving_a_new_one_is_closed_not_queued(
+    nats_server: NatsServer,
+) -> None:
+    """Cap 2, both connections mid-request: a third is closed at once; the two are answered."""
+    limits = HttpLimits(max_connections=2, header_timeout_s=30.0, keepalive_timeout_s=30.0)
+    async with front_with(nats_server, limits, delay_s=1.0) as front:
+        busy = [await asyncio.open_connection("127.0.0.1", front.port) for _ in range(2)]
+        for n, (_, writer) in enumerate(busy):
+            writer.write(raw_post(rpc_body(f"busy-{n}")))
+        await asyncio.sleep(0.3)  # both requests are being served (the nodes answer at 1 s)
+        extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", front.port)
+        assert await closed_within(extra_reader, 2.0) < 2.0
+        assert front.counts.closed["over_capacity"] == 1
+        for reader, _ in busy:
+            status = await asyncio.wait_for(reader.readline(), 5)
+            assert status.startswith(b"HTTP/1.1 200"), status
+        for _, writer in [*busy, (extra_reader, extra_writer)]:
+            writer.close()
+
+
 FD_LIMIT = 256
 
 
@@ -173,6 +203,7 @@ async def test_a_gateway_at_a_low_fd_limit_serves_new_clients_while_more_are_hel
         sys.executable, "-m", "workers.cli", "gateway", "--nats", nats_server.url,
         "--don", don, "--members", ",".join(MEMBERS), "--http", f"127.0.0.1:{port}",
         "--header-timeout", "60", "--keepalive-timeout", "60",
+        "--global-rate", "100000rps:100000", "--node-rate", "100000rps:100000",
     ]  # fmt: skip
     async with fake_don(nats_server.url, don, dict.fromkeys(MEMBERS, honest())):
         proc = await asyncio.create_subprocess_exec(
@@ -183,6 +214,7 @@ async def test_a_gateway_at_a_low_fd_limit_serves_new_clients_while_more_are_hel
             env={**os.environ, "RELAY_LOG_FORMAT": "text"},
         )
         idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        drain: asyncio.Task[bytes] | None = None
         try:
             assert proc.stderr is not None
             ready_line = b""
@@ -191,6 +223,8 @@ async def test_a_gateway_at_a_low_fd_limit_serves_new_clients_while_more_are_hel
                     ready_line = await proc.stderr.readline()
                     assert ready_line, "the gateway exited before listening"
             assert f"file-descriptor limit {FD_LIMIT}".encode() in ready_line, ready_line
+            # Keep reading its log: a full pipe would block the gateway on its next log line.
+            drain = asyncio.create_task(proc.stderr.read())
             for _ in range(300):
                 with contextlib.suppress(OSError):
                     idle.append(await asyncio.open_connection("127.0.0.1", port))
@@ -214,3 +248,6 @@ async def test_a_gateway_at_a_low_fd_limit_serves_new_clients_while_more_are_hel
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+            if drain is not None:
+                log_text = await drain
+                assert b"Traceback" not in log_text, log_text[-2000:]
