@@ -8,7 +8,7 @@ On the relay's own services (`workers.runtime.bus.Service`): micro's handler the
 a request and hands it to a task, so the service's stats handler puts in the tasks' figures:
 `processing_time` runs from accept to the reply published, its average is over completed
 requests, `num_errors` counts handler failures (`last_error` is the exception's type, never its
-text), and the endpoint's `data` holds `in_flight`.
+text), and the endpoint's `data` holds `in_flight`, `queued`, `expired` and `too_large`.
 """
 
 from __future__ import annotations
