@@ -335,6 +335,7 @@ class Service:
         self._failure_reply = failure_reply
         self._free = concurrency
         self._max_queued = max_queued
+        self._last_overflow_log = -1e9
         self._queued: OrderedDict[int, _Queued] = OrderedDict()
         self._sequence = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -454,9 +455,13 @@ class Service:
             self._start(entry)
             return
         if len(self._queued) >= self._max_queued:
-            log.warning(
-                "%s: %d requests queued; answering one as expired", self._name, len(self._queued)
-            )
+            if now - self._last_overflow_log >= 1.0:  # a flood must not flood the log too
+                self._last_overflow_log = now
+                log.warning(
+                    "%s: %d requests queued, the bound: answering new ones as expired",
+                    self._name,
+                    len(self._queued),
+                )
             self._expire(entry)
             return
         key = next(self._sequence)
@@ -498,7 +503,7 @@ class Service:
         endpoint, msg = entry.endpoint, entry.msg
         counts = self._counts[endpoint.name]
         counts.expired += 1
-        log.info("%s: a request expired waiting for a slot", endpoint.subject)
+        log.debug("%s: a request expired waiting for a slot", endpoint.subject)
         try:
             if endpoint.on_expired is not None:
                 reply, headers = endpoint.on_expired(msg.data, msg.headers)
