@@ -6,17 +6,23 @@ its budget is 3 s, and "prompt" here means well inside it.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
 import pytest
+from google.protobuf import any_pb2
 
 from schemas import capability, rpc
+from schemas.proto.gen import sdk_pb2
 from tests.integration.node_errors_support import (
+    FAKE_CAP,
+    FAKE_METHODS,
     Relay,
     ask,
     assert_internal,
     attested,
+    capability_params,
     envelope,
     secrets_params,
 )
@@ -93,3 +99,37 @@ async def test_a_vault_answer_over_max_payload_is_a_prompt_internal_error(
         method=rpc.MethodSecretsGet,
         detail=f"vault execute failed: {vault_ref.TOO_LARGE}",
     )
+
+
+def _outcome_just_under(limit: int) -> capability.CapabilityOutcome:
+    """A capability outcome whose encoding fits `limit` by under 64 bytes."""
+    size = limit * 3 // 4
+    while True:
+        wrapped = any_pb2.Any(type_url="type.googleapis.com/x", value=b"\x00" * size)
+        outcome = capability.CapabilityOutcome(payload=wrapped.SerializeToString())
+        encoded = len(capability.ENCODER.encode(outcome))
+        if limit - 64 <= encoded <= limit - 8:
+            return outcome
+        size += (limit - 32 - encoded) * 3 // 4 or 1
+
+
+async def test_a_capability_result_whose_answer_would_exceed_max_payload_is_an_internal_error(
+    relay: Relay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The capability's outcome fits, the node's JSON-RPC answer around it does not: -32603."""
+    outcome = _outcome_just_under(relay.nc.max_payload)
+    relay.cap.answer = lambda call: outcome
+    request = sdk_pb2.CapabilityRequest(method=FAKE_METHODS[0]).SerializeToString()
+    params = capability_params(
+        capability_id=FAKE_CAP,
+        payload=base64.b64encode(request).decode(),
+        reference_id="ref-big-result",
+    )
+    started = time.monotonic()
+    raw = await ask(relay.nc, attested(relay.chain, rpc.MethodCapabilityExec, params))
+    assert time.monotonic() - started < PROMPT_S
+    assert json.loads(raw)["error"] == {
+        "code": rpc.ErrInternal,
+        "message": rpc.INTERNAL_ERROR_MESSAGE,
+    }
+    assert len(relay.cap.calls) == 1
