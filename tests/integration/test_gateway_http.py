@@ -150,6 +150,35 @@ async def test_healthz_reports_readiness(nats_server: NatsServer) -> None:
         await front.close()
 
 
+async def test_livez_and_readyz_follow_their_own_conditions() -> None:
+    """/readyz follows readiness and /livez liveness, each on its own, with the failing check named."""
+    state = {"ready": False, "live": True}
+
+    async def serve(body: bytes) -> GatewayReply:
+        return GatewayReply(body=b"{}", code=ErrorCode.NoError)
+
+    front = HttpFront(serve, port=0, ready=lambda: state["ready"], live=lambda: state["live"])
+    await front.start()
+    base = f"http://127.0.0.1:{front.port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def status(path: str) -> tuple[int, dict[str, Any]]:
+                async with session.get(base + path) as resp:
+                    return resp.status, await resp.json()
+
+            assert (await status("/livez"))[0] == 200
+            code, body = await status("/readyz")
+            assert (code, body["checks"]) == (503, {"gateway": "cannot serve"})
+            state["ready"] = True
+            assert (await status("/readyz"))[0] == 200
+            state["live"] = False
+            code, body = await status("/livez")
+            assert (code, body["checks"]) == (503, {"gateway": "NATS connection closed"})
+    finally:
+        await front.close()
+
+
 async def test_a_failing_serve_gives_a_sanitised_500() -> None:
     """An unexpected exception becomes -32603 `internal error`, its text stays in the log."""
 

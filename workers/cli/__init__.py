@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.response",
     "workers.cli.compute_request",
     "workers.cli.keys",
+    "workers.cli.health",
 )
 
 

@@ -221,6 +221,7 @@ async def _serve(
                 max_body_bytes=args.max_body,
                 ready=lambda: nc.is_connected,
                 limits=limits,
+                live=lambda: not nc.is_closed,
             )
             await front.start()
         http_text = f"{http[0]}:{front.port}" if front is not None and http else "off"

@@ -74,12 +74,27 @@ def _metrics_for(actor: str, settings: NodeSettings) -> RelayMetrics | None:
 
 
 async def _worker(args: argparse.Namespace) -> int:
+    from workers.runtime import health as probes
+
     settings = _settings(args)
-    actor = await start_actor(args.actor, settings, _metrics_for(args.actor, settings))
-    print(f"relay worker {args.actor} ready on {settings.don}/{settings.node}", flush=True)
-    await _until_signalled()
-    # SIGTERM drains: stop intake, finish what is in flight, then close.
-    await actor.service.stop()
+    health = probes.ProcessHealth(args.actor, disconnected_grace_s=probes.grace_from_env())
+    port = probes.port_from_env(args.health_port)
+    server = None
+    if port is not None:
+        # Up before the actor: liveness answers during a slow start, readiness says "starting".
+        server = probes.HealthServer(health, host=probes.host_from_env(args.health_host), port=port)
+        await server.start()
+    try:
+        actor = await start_actor(args.actor, settings, _metrics_for(args.actor, settings))
+        health.attach(actor.nc, actor.service)
+        print(f"relay worker {args.actor} ready on {settings.don}/{settings.node}", flush=True)
+        await _until_signalled()
+        # SIGTERM drains: stop intake, finish what is in flight, then close (readiness says
+        # "draining" meanwhile).
+        await actor.service.stop()
+    finally:
+        if server is not None:
+            await server.close()
     return 0
 
 
@@ -192,6 +207,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = sub.add_parser("worker", help="run one actor of a relay node in this process")
     worker.add_argument("actor", choices=sorted(ALL_ACTORS))
     _add_node_options(worker)
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        help="serve /livez and /readyz on this port (default: $RELAY_HEALTH_PORT; unset or 0: off)",
+    )
+    worker.add_argument(
+        "--health-host",
+        help="address of the health port (default: $RELAY_HEALTH_HOST or 127.0.0.1)",
+    )
     worker.set_defaults(func=_cmd_worker)
     register_up(sub)
 

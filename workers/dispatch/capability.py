@@ -38,7 +38,7 @@ from workers.dispatch.common import (
 from workers.dispatch.dedupe import Deduplicator, logical_key
 from workers.dispatch.dedupe_shared import DedupeUnavailable, SharedDeduplicator
 from workers.protocol import binding
-from workers.registry.client import open_registry
+from workers.registry.client import add_readiness, open_registry
 from workers.runtime.bus import Headers, Service, accepted_at
 from workers.runtime.settings import NodeSettings
 
@@ -193,6 +193,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
         metadata={"don": settings.don, "node": settings.node},
     )
     svc.on_stop(registry.close)
+    add_readiness(svc, registry)
     await svc.add_endpoint(
         name="capability-execute",
         subject=subjects.dispatch(settings.don, settings.node, rpc.MethodCapabilityExec),

@@ -30,7 +30,7 @@ from workers.dispatch.common import (
     invalid_params,
 )
 from workers.protocol import owner as owners
-from workers.registry.client import open_registry
+from workers.registry.client import add_readiness, open_registry
 from workers.runtime.bus import Headers, Service, accepted_at
 from workers.runtime.settings import NodeSettings
 
@@ -210,6 +210,7 @@ async def run(nc: Client, settings: NodeSettings) -> Service:
         metadata={"don": settings.don, "node": settings.node},
     )
     svc.on_stop(registry.close)
+    add_readiness(svc, registry)
     await svc.add_endpoint(
         name="secrets-get",
         subject=subjects.dispatch(settings.don, settings.node, rpc.MethodSecretsGet),

@@ -2,7 +2,8 @@
 
 Statuses follow the gateway error-code table (200, 400, 409, 429, 500, 504). Bodies larger than
 the limit get 413 with a JSON-RPC parse error, before any of it reaches the handler. `GET
-/healthz` answers 200 while the gateway can serve and 503 otherwise, for load balancers.
+/healthz` and `/readyz` answer 200 while the gateway can serve and 503 otherwise, for load
+balancers; `/livez` 200 while its NATS connection is not closed (docs/operations.md).
 
 The front cannot be starved by clients that hold connections (`HttpLimits`): a connection must
 send a request's headers within `header_timeout_s` of opening, its body within `read_timeout_s`
@@ -30,6 +31,7 @@ from opentelemetry import metrics
 
 from workers.gateway.errors import ErrorCode, GatewayReply
 from workers.gateway.intake import rejection
+from workers.runtime import health
 from workers.runtime.settings import require_seconds
 
 log = logging.getLogger("relay.gateway.http")
@@ -125,6 +127,7 @@ class HttpFront:
         path: str = "/",
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         ready: Callable[[], bool] = lambda: True,
+        live: Callable[[], bool] = lambda: True,
         limits: HttpLimits | None = None,
         meter: metrics.Meter | None = None,
     ) -> None:
@@ -136,6 +139,7 @@ class HttpFront:
         self._path = path
         self._max_body = max_body_bytes
         self._ready = ready
+        self._live = live
         self._limits = limits or HttpLimits()
         self._cap = connection_cap(self._limits.max_connections, fd_limit())
         self._connections: OrderedDict[RequestHandler, _Connection] = OrderedDict()
@@ -263,6 +267,8 @@ class HttpFront:
         try:
             if request.path == "/healthz" and request.method in ("GET", "HEAD"):
                 return self._healthz()
+            if request.path in _PROBES and request.method in ("GET", "HEAD"):
+                return self._probe(request.path)
             if request.path != self._path:
                 return web.Response(status=404)
             if request.method != "POST":
@@ -320,6 +326,19 @@ class HttpFront:
             status=200 if ok else 503,
             content_type="application/json",
         )
+
+
+    def _probe(self, path: str) -> web.Response:
+        """The probes every actor serves (docs/operations.md), here on the front's own port."""
+        if path == "/livez":
+            checks = {"gateway": health.OK if self._live() else "NATS connection closed"}
+        else:
+            checks = {"gateway": health.OK if self._ready() else "cannot serve"}
+        body, status = health.body("gateway", checks)
+        return web.Response(body=body, status=status, content_type="application/json")
+
+
+_PROBES = ("/livez", "/readyz")
 
 
 def _respond(body: bytes, status: int, *, close: bool = False) -> web.Response:

@@ -42,7 +42,7 @@ from workers.ingress.current import (
 from workers.ingress.memo import MemoNoResult, MemoUnavailable, MemoWaitTimeout
 from workers.protocol import binding, compute_request, enclave_config, signed
 from workers.registry.actor import NO_MEASUREMENTS
-from workers.registry.client import RegistryLookups, open_registry
+from workers.registry.client import RegistryLookups, add_readiness, open_registry
 from workers.runtime.bus import (
     Headers,
     Service,
@@ -458,6 +458,7 @@ async def run(nc: Client, settings: NodeSettings, metrics: RelayMetrics | None =
         metadata={"don": settings.don, "node": settings.node},
     )
     svc.on_stop(registry.close)
+    add_readiness(svc, registry)
     node_headers = {NODE_HEADER: settings.node}
 
     async def on_request(data: bytes, headers: Headers) -> tuple[bytes, Headers]:

@@ -283,6 +283,13 @@ class RegistryCache:
         async with self._lock.reader_lock:
             return self._view
 
+    def not_loaded(self) -> str | None:
+        """None once the bucket has been read (the view is kept from then on), else why not:
+        a readiness check, so an actor is not ready while every lookup would fail closed."""
+        if self._loaded.is_set():
+            return None
+        return f"registry view not loaded: {self._problem or 'no answer from the bucket yet'}"
+
     async def wait_loaded(self, timeout_s: float) -> RegistryView:
         """The view once the bucket has been read; raises TimeoutError after `timeout_s`."""
         await asyncio.wait_for(self._loaded.wait(), timeout_s)
@@ -529,6 +536,7 @@ async def run(
         concurrency=settings.concurrency,
         metadata={"don": settings.don, "node": settings.node, "bucket": cache.bucket},
     )
+    svc.add_readiness_check("registry", cache.not_loaded)
     try:
         for verb in VERBS:
             await svc.add_endpoint(

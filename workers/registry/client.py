@@ -16,7 +16,7 @@ from nats.aio.client import Client
 
 from schemas import bus, rpc, subjects
 from workers.registry import actor as registry
-from workers.runtime.bus import StageTimeout, StageUnavailable, request_pure
+from workers.runtime.bus import Service, StageTimeout, StageUnavailable, request_pure
 from workers.runtime.settings import NodeSettings
 
 log = logging.getLogger("relay.registry")
@@ -83,6 +83,9 @@ class LocalRegistry:
     async def close(self) -> None:
         await self._cache.stop()
 
+    def not_loaded(self) -> str | None:
+        return self._cache.not_loaded()
+
 
 class ActorRegistry:
     """Lookups as request/reply to the registry actor; lost attempts are retried in the budget."""
@@ -125,6 +128,13 @@ class ActorRegistry:
 
     async def close(self) -> None:
         return None
+
+
+def add_readiness(service: Service, lookups: RegistryLookups) -> None:
+    """Make `service` not ready until the registry view it reads in-process is loaded (lookups
+    through the registry actor depend on that actor's own readiness instead)."""
+    if isinstance(lookups, LocalRegistry):
+        service.add_readiness_check("registry", lookups.not_loaded)
 
 
 async def open_registry(nc: Client, settings: NodeSettings) -> RegistryLookups:

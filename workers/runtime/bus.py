@@ -346,6 +346,8 @@ class Service:
         self._stop_hooks: list[Callable[[], Awaitable[None]]] = []
         self._counts: dict[str, _ServedCounts] = {}
         self._in_flight_by_endpoint: dict[str, int] = {}
+        self._started = False
+        self._readiness_checks: dict[str, Callable[[], str | None]] = {}
 
     def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `hook` after the requests in flight finished, before the connection drains."""
@@ -359,6 +361,24 @@ class Service:
     def queued(self) -> int:
         """Requests waiting for a slot."""
         return len(self._queued)
+
+    def add_readiness_check(self, name: str, check: Callable[[], str | None]) -> None:
+        """Add a condition for `readiness`: `check()` returns None when met, else why not."""
+        self._readiness_checks[name] = check
+
+    def readiness(self) -> dict[str, str]:
+        """Each readiness condition, "ok" or why not (the health probe's `/readyz`): the server
+        acknowledged the subscriptions, intake is open, and every added check passes."""
+        if self._intake_stopped or self._stopping:
+            service = "draining"
+        elif not self._started:
+            service = "starting"
+        else:
+            service = "ok"
+        checks = {"service": service}
+        for name, check in self._readiness_checks.items():
+            checks[name] = check() or "ok"
+        return checks
 
     async def add_endpoint(
         self,
@@ -425,6 +445,7 @@ class Service:
         # "ready" actor would then answer no-responders). The second PING follows the SUBs.
         await self._nc.flush()
         await self._nc.flush()
+        self._started = True
 
     async def _register(self, endpoint: _Endpoint) -> None:
         assert self._micro is not None
