@@ -8,17 +8,22 @@ import contextlib
 import dataclasses
 import logging
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from workers.cli.args import nats_servers_arg, positive_int
 from workers.node.process import ALL_ACTORS, start_actor
+from workers.node.supervisor import ActorDeaths, GiveUp, RestartPolicy
 from workers.runtime.logs import configure as configure_logs
 from workers.runtime.loop import run_loop
+from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings
 from workers.runtime.telemetry import RelayMetrics
 
@@ -157,9 +162,6 @@ def listens_on(actor: str, settings: NodeSettings) -> list[str]:
 
 def wait_ready(procs: dict[str, subprocess.Popen[str]], timeout_s: float) -> None:
     """Each worker prints one `ready` line once it serves; anything else is a failed start."""
-    import selectors
-    import time
-
     deadline = time.monotonic() + timeout_s
     waiting = dict(procs)
     with selectors.DefaultSelector() as sel:
@@ -289,9 +291,14 @@ def _cmd_up(args: argparse.Namespace) -> int:
         metrics_port = (
             DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
         )
-        for actor in args.actors:
+
+        def spawn(actor: str) -> subprocess.Popen[str]:
             own = ["--metrics-port", str(metrics_port)] if actor == "ingress" else []
-            procs[actor] = _spawn_worker(actor, settings, extra + own)
+            return _spawn_worker(actor, settings, extra + own)
+
+        policy = RestartPolicy(max_deaths=args.max_deaths, window_s=args.death_window)
+        for actor in args.actors:
+            procs[actor] = spawn(actor)
         wait_ready(procs, timeout_s=30)
         from schemas import subjects
 
@@ -305,8 +312,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         print("Ctrl-C (SIGINT) or SIGTERM drains and stops everything.", flush=True)
         if args.once:
             return 0
-        while True:
-            signal.pause()  # the handler raises _Stop
+        return supervise(procs, spawn, policy, server=server)  # a signal raises _Stop
     except _Stop:
         return 0
     except (RuntimeError, OSError, ValueError) as exc:
@@ -326,6 +332,107 @@ def _cmd_up(args: argparse.Namespace) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _death(proc: subprocess.Popen[str]) -> str:
+    code = proc.returncode
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def supervise(
+    procs: dict[str, subprocess.Popen[str]],
+    spawn: Callable[[str], subprocess.Popen[str]],
+    policy: RestartPolicy,
+    *,
+    server: NatsServer | None = None,
+    poll_s: float = 0.2,
+) -> int:
+    """Watch the actors until a signal (which raises out of here): a dead one is logged at once
+    and restarted after its backoff; one that keeps dying ends `relay up` with 1 (the caller
+    stops the rest). `procs` is kept current, so the caller always stops the live processes."""
+    deaths = {name: ActorDeaths(policy) for name in procs}
+    started = dict.fromkeys(procs, time.monotonic())
+    due: dict[str, float] = {}  # dead actors and when to start them again
+    restarted: set[str] = set()  # started again, not yet ready
+    with selectors.DefaultSelector() as sel:
+
+        def watch(name: str) -> None:
+            stdout = procs[name].stdout
+            if stdout is not None:
+                sel.register(stdout, selectors.EVENT_READ, name)
+
+        for name in procs:
+            watch(name)
+        while True:
+            now = time.monotonic()
+            wait = min([poll_s, *(max(0.0, at - now) for at in due.values())])
+            for key, _ in sel.select(timeout=wait):
+                name = key.data
+                line = key.fileobj.readline()  # type: ignore[union-attr]
+                if not line:  # EOF: the process is gone (poll below says how)
+                    sel.unregister(key.fileobj)
+                elif "ready" in line and name in restarted:
+                    restarted.discard(name)
+                    print(f"actor {name} ready again (pid {procs[name].pid})", flush=True)
+            if server is not None and not server.running:
+                log.error("the embedded nats-server exited: stopping the node")
+                print("relay up: the embedded nats-server exited", file=sys.stderr)
+                return 1
+            now = time.monotonic()
+            for name, proc in procs.items():
+                if name in due or proc.poll() is None:
+                    continue
+                if proc.stdout is not None:
+                    with contextlib.suppress(KeyError, ValueError):
+                        sel.unregister(proc.stdout)
+                    proc.stdout.close()
+                restarted.discard(name)
+                outcome = deaths[name].died(now=now, started_at=started[name])
+                how = _death(proc)
+                if isinstance(outcome, GiveUp):
+                    log.error(
+                        "actor %s (pid %d) died (%s): %d deaths in %gs, giving up",
+                        name,
+                        proc.pid,
+                        how,
+                        outcome.deaths,
+                        outcome.window_s,
+                        extra={"actor_name": name, "pid": proc.pid, "deaths": outcome.deaths},
+                    )
+                    print(
+                        f"relay up: actor {name} died {outcome.deaths} times in"
+                        f" {outcome.window_s:g}s ({how}); stopping the node",
+                        file=sys.stderr,
+                    )
+                    return 1
+                log.error(
+                    "actor %s (pid %d) died (%s); restarting it in %.1fs (%d deaths in %gs)",
+                    name,
+                    proc.pid,
+                    how,
+                    outcome.delay_s,
+                    outcome.deaths,
+                    policy.window_s,
+                    extra={"actor_name": name, "pid": proc.pid, "deaths": outcome.deaths},
+                )
+                due[name] = now + outcome.delay_s
+            for name, at in list(due.items()):
+                if at > time.monotonic():
+                    continue
+                del due[name]
+                procs[name] = spawn(name)
+                started[name] = time.monotonic()
+                restarted.add(name)
+                watch(name)
+                log.warning(
+                    "actor %s restarted (pid %d)",
+                    name,
+                    procs[name].pid,
+                    extra={"actor_name": name, "pid": procs[name].pid},
+                )
+                print(f"actor {name} restarted (pid {procs[name].pid})", flush=True)
 
 
 def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -354,5 +461,19 @@ def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.add_argument(
         "--once", action="store_true", help="start, report ready, then stop (smoke test)"
+    )
+    up.add_argument(
+        "--max-deaths",
+        type=int,
+        default=RestartPolicy.max_deaths,
+        help="an actor dying this many times within --death-window ends `relay up` with exit 1"
+        " (default %(default)s)",
+    )
+    up.add_argument(
+        "--death-window",
+        type=float,
+        default=RestartPolicy.window_s,
+        help="seconds (default %(default)s); dead actors are restarted after a backoff of 0.5 s"
+        " doubling up to 30 s",
     )
     up.set_defaults(func=_cmd_up)

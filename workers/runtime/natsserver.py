@@ -95,6 +95,11 @@ class NatsServer:
         return self._proc.pid
 
     @property
+    def running(self) -> bool:
+        """Started and not exited (a supervisor notices the server dying)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
     def store_dir(self) -> Path:
         if self._store_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="relay-nats-")
