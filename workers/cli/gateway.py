@@ -33,6 +33,7 @@ from workers.gateway.http import (
 )
 from workers.gateway.membership import RegistryMembership
 from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
+from workers.runtime import tracing
 from workers.runtime.bus import connect
 from workers.runtime.credentials import credentials_for
 from workers.runtime.jetstream import env_domain
@@ -132,6 +133,7 @@ REGISTRY_WAIT_S = 10.0
 
 def run(args: argparse.Namespace) -> int:
     configure_logs("gateway", level=args.log_level)
+    tracing.configure_from_env("relay-gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     if args.members_from_registry and args.f is not None:
         log.error("--f goes with --members; the registry holds the DON's F")
         return 2

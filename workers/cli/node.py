@@ -105,7 +105,10 @@ async def _worker(args: argparse.Namespace) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     configure_logs(args.actor)
+    from workers.runtime import tracing
+
     try:
+        tracing.configure_from_env(f"relay-{args.actor}")
         return run_loop(_worker(args))
     except Exception as exc:  # a clear line, not a traceback, for an operator
         print(f"relay worker {args.actor}: {exc}", file=sys.stderr)

@@ -124,6 +124,26 @@ def _decode_relay(tokens: list[str]) -> dict[str, Any] | None:
     return parts
 
 
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+
+def trace_id(headers: Mapping[str, str] | None) -> str | None:
+    """The W3C trace id a message carries in its `traceparent` header (32 hex digits), or None
+    when it has none or a malformed one (version ff, all-zero ids, wrong lengths), as W3C says."""
+    if not headers:
+        return None
+    value = headers.get("traceparent")
+    if value is None:
+        return None
+    found = _TRACEPARENT.fullmatch(value.strip())
+    if found is None:
+        return None
+    version, trace, parent, _, rest = found.groups()
+    if version == "ff" or (version == "00" and rest) or set(trace) == {"0"} or set(parent) == {"0"}:
+        return None
+    return trace
+
+
 def format_time(moment: datetime) -> str:
     """ISO-8601 in UTC with microseconds and a `Z`, e.g. `2026-01-03T10:00:00.123456Z`."""
     if moment.tzinfo is None:
@@ -224,7 +244,8 @@ def format_message(
     """One message as `relay tail` prints it (a JSON object; keys in this order).
 
     `subject`, `parts` (`decode_subject`, or null), `received` (ISO-8601 UTC), `reply` (or
-    null), `headers` (or null when the message has none), `size` (body bytes), `encoding`
+    null), `headers` (or null when the message has none), `trace` (the W3C trace id of its
+    `traceparent`, or null), `size` (body bytes), `encoding`
     (`json`, `text`, `base64` or `empty`), `body`, and `shortened`: the paths (`body.document`,
     `body.params[0].attestation`, `body` itself) of the strings shortened because `full` was
     not set.
@@ -239,6 +260,7 @@ def format_message(
         "received": format_time(received),
         "reply": reply or None,
         "headers": dict(headers) if headers is not None else None,
+        "trace": trace_id(headers),
         "size": len(data),
         "encoding": encoding,
         "body": body,

@@ -9,6 +9,7 @@ from typing import Protocol
 from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
+from workers.runtime import tracing
 from workers.runtime.bus import (
     NO_RESPONDERS_BACKOFF_S,
     Headers,
@@ -79,22 +80,30 @@ class NatsCapabilities:
     ) -> capability.CapabilityOutcome:
         subject = subjects.capability(call.capability_id, call.method)
         payload = capability.ENCODER.encode(call)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                # Not sent at all (the budget ran out before, e.g. in a queue): it did not run.
-                raise CapabilityUnreachable(
-                    f"not sent to {subject}: the budget ran out", maybe_executed=False
-                )
-            try:
-                data = await request(self._nc, subject, payload, timeout_s=remaining)
-                break
-            except StageUnavailable as exc:
-                if deadline - time.monotonic() <= NO_RESPONDERS_BACKOFF_S:
-                    raise CapabilityUnreachable(str(exc), maybe_executed=False) from exc
-                await asyncio.sleep(NO_RESPONDERS_BACKOFF_S)
-            except StageTimeout as exc:
-                raise CapabilityUnreachable(str(exc), maybe_executed=True) from exc
+        # The DON call: its own span, whose context the capability's worker continues. Named by
+        # the capability (known to the registry, or there is no call); the method is the
+        # client's text, so it is only an attribute, cut short.
+        with tracing.span(
+            f"call {call.capability_id}",
+            kind=tracing.CLIENT,
+            attributes={"messaging.system": "nats", "relay.capability.method": call.method[:128]},
+        ):
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    # Not sent at all (the budget ran out before, e.g. in a queue): it did not run.
+                    raise CapabilityUnreachable(
+                        f"not sent to {subject}: the budget ran out", maybe_executed=False
+                    )
+                try:
+                    data = await request(self._nc, subject, payload, timeout_s=remaining)
+                    break
+                except StageUnavailable as exc:
+                    if deadline - time.monotonic() <= NO_RESPONDERS_BACKOFF_S:
+                        raise CapabilityUnreachable(str(exc), maybe_executed=False) from exc
+                    await asyncio.sleep(NO_RESPONDERS_BACKOFF_S)
+                except StageTimeout as exc:
+                    raise CapabilityUnreachable(str(exc), maybe_executed=True) from exc
         outcome: capability.CapabilityOutcome = capability.OUTCOME_DECODER.decode(data)
         return outcome
 

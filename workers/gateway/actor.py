@@ -44,6 +44,7 @@ from workers.gateway.handler import (
 )
 from workers.gateway.intake import Legacy, parse_user_request, rejection
 from workers.gateway.metrics import GatewayMetrics
+from workers.runtime import tracing
 from workers.runtime.bus import Headers, Service, connection_hooks
 from workers.runtime.settings import require_seconds
 
@@ -91,7 +92,11 @@ class NatsSender:
     async def send(self, node: str, ticket: int, payload: bytes) -> None:
         reply = subjects.gateway_reply(self._don, self._instance, node, ticket)
         try:
-            await self._nc.publish(subjects.rpc(self._don, node), payload, reply=reply)
+            # The request's trace (the gateway span is current) goes to every node.
+            headers = tracing.inject(None)
+            await self._nc.publish(
+                subjects.rpc(self._don, node), payload, reply=reply, headers=headers
+            )
         except (nats.errors.Error, ValueError) as exc:
             raise SendError(f"publish to {node} failed: {exc!r}") from exc
 

@@ -31,7 +31,7 @@ from opentelemetry import metrics
 
 from workers.gateway.errors import ErrorCode, GatewayReply
 from workers.gateway.intake import rejection
-from workers.runtime import health
+from workers.runtime import health, tracing
 from workers.runtime.settings import require_seconds
 
 log = logging.getLogger("relay.gateway.http")
@@ -39,6 +39,7 @@ log = logging.getLogger("relay.gateway.http")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 4096
 _CHUNK = 64 * 1024
+_W3C = ("traceparent", "tracestate")
 
 Serve = Callable[[bytes], Awaitable[GatewayReply]]
 
@@ -301,7 +302,13 @@ class HttpFront:
         if body is None:
             return _respond(too_large.body, 413, close=True)
         try:
-            reply = await self._serve(body)
+            if tracing.enabled():
+                # One trace per request from here (or from the enclave's traceparent, if sent).
+                parent = {k.lower(): v for k, v in request.headers.items() if k.lower() in _W3C}
+                with tracing.span("relay-gateway http", parent=parent, kind=tracing.SERVER):
+                    reply = await self._serve(body)
+            else:
+                reply = await self._serve(body)
         except Exception:
             # Nothing below should raise; if it does, the enclave gets a fixed text, the log the rest.
             log.exception("serving a gateway request failed")

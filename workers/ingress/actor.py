@@ -43,6 +43,7 @@ from workers.ingress.memo import MemoNoResult, MemoUnavailable, MemoWaitTimeout
 from workers.protocol import binding, compute_request, enclave_config, signed
 from workers.registry.actor import NO_MEASUREMENTS
 from workers.registry.client import RegistryLookups, add_readiness, open_registry
+from workers.runtime import tracing
 from workers.runtime.bus import (
     Headers,
     Service,
@@ -133,6 +134,7 @@ class Ingress:
             except GoJSONError as exc:
                 raise _Failure(rpc.ErrParse, exc.message) from exc
             request_id, method = envelope.id, envelope.method
+            tracing.set_attribute("jsonrpc.request_id", request_id)
             log.debug("received message from gateway", extra={"request_id": request_id})
             result = await self._serve(envelope, started + self._settings.request_timeout_s)
             response = rpc.encode_response(id=request_id, method=method, result=result)
@@ -365,7 +367,8 @@ class Ingress:
     async def _stage(self, name: str, call: Awaitable[_T]) -> _T:
         started = self._clock()
         try:
-            return await call
+            with tracing.span(f"stage {name}", kind=tracing.CLIENT):
+                return await call
         except StageUnavailable as exc:
             raise _internal(f"{name} stage unavailable: {exc}") from exc
         except StageTimeout as exc:

@@ -31,6 +31,7 @@ from nats.micro.service import Service as MicroService
 
 from schemas import subjects
 from workers.runtime.arrival import arrived_at, stamp_arrivals
+from workers.runtime import tracing
 from workers.runtime.credentials import production_options, redact_url
 from workers.runtime.payload import fits, wire_size
 from workers.runtime.servers import parse_servers
@@ -205,6 +206,8 @@ async def request_msg(
         # Nobody can listen on it: answer as NATS would for a subject nobody serves.
         raise StageUnavailable(f"{subject[:64]}... ({len(subject.encode())} bytes)")
     try:
+        # The stage learns the trace it serves (a no-op unless tracing is on).
+        headers = tracing.inject(headers)
         return await nc.request(subject, payload, timeout=timeout_s, headers=headers)
     except nats.errors.NoRespondersError as exc:
         raise StageUnavailable(subject) from exc
@@ -547,7 +550,10 @@ class Service:
         counts = self._counts[endpoint.name]
         try:
             try:
-                reply, headers = await endpoint.handler(msg.data, msg.headers)
+                if tracing.enabled():
+                    reply, headers = await self._traced(endpoint, msg)
+                else:
+                    reply, headers = await endpoint.handler(msg.data, msg.headers)
             except Exception as exc:
                 # A handler bug must not kill the endpoint nor leak exception text to a peer.
                 log.exception("handler for %s failed", endpoint.subject)
@@ -591,6 +597,21 @@ class Service:
             counts.errors += 1
             counts.last_error = type(exc).__name__
             await self._send_failure(msg, endpoint.subject)
+
+    async def _traced(self, endpoint: _Endpoint, msg: Msg) -> tuple[bytes, Headers]:
+        """The handler inside a server span continuing the request's trace (or a new one)."""
+        attributes = {
+            "messaging.system": "nats",
+            "messaging.destination.name": endpoint.subject,
+            **self._metadata,
+        }
+        with tracing.span(
+            f"{self._name} {endpoint.name}",
+            parent=msg.headers or {},
+            kind=tracing.SERVER,
+            attributes=attributes,
+        ):
+            return await endpoint.handler(msg.data, msg.headers)
 
     async def _send_failure(self, msg: Msg, subject: str) -> None:
         if self._failure_reply is None or not msg.reply:

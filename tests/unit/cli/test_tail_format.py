@@ -19,6 +19,7 @@ from workers.cli.tail_format import (
     format_message,
     format_time,
     render,
+    trace_id,
 )
 
 AT = datetime(2026, 1, 3, 10, 0, 0, 123456, tzinfo=UTC)
@@ -267,11 +268,30 @@ def test_the_record_keys_come_in_a_fixed_order() -> None:
         "received",
         "reply",
         "headers",
+        "trace",
         "size",
         "encoding",
         "body",
         "shortened",
     ]
+
+
+def test_the_trace_id_of_a_traceparent_header_is_shown() -> None:
+    """A W3C traceparent gives its trace id; none, or a malformed or invalid one, gives null."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    good = {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}
+    assert fmt("x", b"", headers=good)["trace"] == trace
+    assert trace_id({"traceparent": f"01-{trace}-00f067aa0ba902b7-01-future"}) == trace
+    assert fmt("x", b"")["trace"] is None
+    for bad in (
+        f"00-{trace}-00f067aa0ba902b7",  # no flags
+        f"ff-{trace}-00f067aa0ba902b7-01",  # forbidden version
+        f"00-{'0' * 32}-00f067aa0ba902b7-01",  # all-zero trace id
+        f"00-{trace}-{'0' * 16}-01",  # all-zero parent id
+        f"00-{trace.upper()}-00f067aa0ba902b7-01",  # upper case is not W3C
+        f"00-{trace}-00f067aa0ba902b7-01-extra",  # version 00 has exactly four fields
+    ):
+        assert trace_id({"traceparent": bad}) is None, bad
 
 
 def test_compact_rendering_is_one_line_and_pretty_rendering_is_indented() -> None:
