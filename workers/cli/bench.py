@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     register_attest(bench_sub)
     register_pipeline(bench_sub)
+    register_tracing(bench_sub)
 
 
 def register_attest(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -113,5 +114,25 @@ def _pipeline(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # a failed start or a request that did not succeed
         print(f"relay bench pipeline: {exc}", file=sys.stderr)
         return EXIT_SELF_CHECK
+    print(json.dumps(report, sort_keys=True) if args.json else render(report))
+    return EXIT_OK
+
+
+def register_tracing(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tracing = bench_sub.add_parser(
+        "tracing", help="what tracing costs a hop: off (the default) beside on, one run"
+    )
+    tracing.add_argument("--json", action="store_true", help="print one JSON object")
+    tracing.add_argument("--rounds", type=positive_int, default=5, help="rounds, median (5)")
+    tracing.add_argument(
+        "--requests", type=positive_int, default=1000, help="round trips per round (1000)"
+    )
+    tracing.set_defaults(func=_tracing)
+
+
+def _tracing(args: argparse.Namespace) -> int:
+    from workers.bench.tracing import TracingSettings, render, run
+
+    report = run(TracingSettings(rounds=args.rounds, requests=args.requests))
     print(json.dumps(report, sort_keys=True) if args.json else render(report))
     return EXIT_OK
