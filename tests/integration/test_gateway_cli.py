@@ -117,6 +117,43 @@ async def test_the_gateway_can_follow_the_dons_members_in_the_registry(
     assert b"F=1, 4 members (from the registry)" in stderr
 
 
+async def test_a_gateway_whose_don_is_not_in_the_registry_is_live_but_not_ready(
+    nats_server: NatsServer,
+) -> None:
+    """Failing closed (its DON unknown to the registry), the gateway answers /livez 200 and
+    /readyz 503, so a load balancer sends enclaves elsewhere."""
+    admin = await connect(nats_server.url, actor="registry-admin")
+    try:
+        seed = seed_with_measurements([b'{"pcr0":"aa","pcr1":"bb","pcr2":"cc"}'], members=MEMBERS)
+        await load_entries(admin, seed_entries_for(seed))
+    finally:
+        await admin.close()
+    port = free_port()
+    cmd = [str(RELAY), "gateway", "--nats", nats_server.url, "--don", "not-in-the-registry"]
+    cmd += ["--members-from-registry", "--http", f"127.0.0.1:{port}"]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):  # bounded: 15 s for the process to listen
+                assert proc.returncode is None, "relay gateway exited early"
+                try:
+                    async with session.get(url + "/livez") as resp:
+                        assert resp.status == 200
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            async with session.get(url + "/readyz") as resp:
+                assert resp.status == 503
+                assert (await resp.json())["checks"] == {"gateway": "cannot serve"}
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=30)
+
+
 def test_f_with_members_from_the_registry_is_refused() -> None:
     """The registry holds F: giving --f as well is a usage error, before connecting anywhere."""
     result = subprocess.run(

@@ -293,3 +293,27 @@ async def test_a_handler_sees_when_its_request_was_accepted_before_waiting_for_a
         assert second_started - second_accepted > 0.3  # it waited for the first one's slot
     finally:
         await svc.stop()
+
+
+async def test_readiness_says_starting_then_ok_then_draining_and_names_failing_checks(
+    nats_server: NatsServer,
+) -> None:
+    """Not ready before the server acknowledged the subscriptions, nor once intake stops; an
+    added check that fails is named with its reason."""
+    server_nc = await connect(nats_server.url, actor="svc")
+    svc = Service(server_nc, name="relay-test-ready", description="test")
+
+    async def echo(data: bytes, headers: Headers) -> bytes:
+        return data
+
+    loaded: list[str] = []
+    svc.add_readiness_check("registry", lambda: None if loaded else "registry view not loaded")
+    await svc.add_endpoint(name="echo", subject="t.ready", queue="q", handler=echo)
+    assert svc.readiness() == {"service": "starting", "registry": "registry view not loaded"}
+    await svc.start()
+    assert svc.readiness()["service"] == "ok"
+    loaded.append("yes")
+    assert svc.readiness() == {"service": "ok", "registry": "ok"}
+    await svc.stop_intake()
+    assert svc.readiness()["service"] == "draining"
+    await svc.stop()

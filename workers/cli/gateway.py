@@ -183,6 +183,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _knows_members(membership: Membership) -> bool:
+    """Whether the DON's members are known (from the registry: loaded), so requests can be served."""
+    try:
+        membership.current()
+    except MembershipUnavailable:
+        return False
+    return True
+
+
 async def _serve(
     args: argparse.Namespace,
     settings: GatewaySettings,
@@ -221,7 +230,7 @@ async def _serve(
                 port=http[1],
                 path=args.path,
                 max_body_bytes=args.max_body,
-                ready=lambda: nc.is_connected,
+                ready=lambda: nc.is_connected and _knows_members(membership),
                 limits=limits,
                 live=lambda: not nc.is_closed,
             )
