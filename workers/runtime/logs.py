@@ -3,7 +3,8 @@
 The full internal error of a request goes to the log only (PROTOCOL 5.6: "request error" with
 `errorCode` and `err`), and that detail travels in the record's `extra` fields, which Python's
 default text format drops. This formatter keeps them: `ts`, `level`, `logger`, `msg`, the actor,
-every extra field, and the traceback as `exc`. Field names that look like credentials or secret
+every extra field, the traceback as `exc`, and `trace_id` when tracing is on and the line is
+logged inside a request's span. Field names that look like credentials or secret
 material are written as "[redacted]", a guard against a future log call that forgets the rule.
 
 `RELAY_LOG_FORMAT=text` switches to a plain human format (extra fields appended as key=value);
@@ -19,6 +20,8 @@ import os
 import re
 import sys
 from typing import Any
+
+from workers.runtime import tracing
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -59,6 +62,9 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "actor": self._actor,
         }
+        trace_id = tracing.current_trace_id()  # None unless tracing is on
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         for key, value in _extras(record).items():
             entry.setdefault(key, _plain(value))
         if record.exc_info:

@@ -129,6 +129,17 @@ def set_attribute(key: str, value: str | int) -> None:
     trace.get_current_span().set_attribute(key, value)
 
 
+def current_trace_id() -> str | None:
+    """The current span's trace id (32 hex digits, as `relay tail` shows it), or None (off, or
+    outside any span): the log lines of a request carry it, to find its trace."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
 @contextlib.contextmanager
 def installed(provider: TracerProvider) -> Iterator[None]:
     """Trace through `provider` inside the block (tests and benchmarks)."""

@@ -79,3 +79,19 @@ def test_configure_refuses_an_unknown_format(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RELAY_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="RELAY_LOG_FORMAT"):
         configure("x")
+
+
+def test_a_line_logged_inside_a_traced_request_carries_its_trace_id() -> None:
+    """With tracing on, a line logged in a span names the trace; outside a span or off, none."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from workers.runtime import tracing
+
+    formatter = JsonFormatter("ingress")
+    assert "trace_id" not in json.loads(formatter.format(_record()))
+    with tracing.installed(TracerProvider()):
+        assert "trace_id" not in json.loads(formatter.format(_record()))
+        with tracing.span("request") as span:
+            entry = json.loads(formatter.format(_record()))
+            assert span is not None
+            assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")
