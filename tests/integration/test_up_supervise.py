@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import queue
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 
 from schemas import subjects
+from workers.cli.health import probe
 from workers.runtime.bus import connect, request
 from workers.runtime.credentials import credentials_for
 
@@ -57,6 +61,13 @@ class Up:
             if found:
                 return found
 
+    def health_port(self, actor: str) -> int:
+        for line in self.lines:
+            found = re.search(rf"health +{actor} +http://127.0.0.1:(\d+)/livez", line)
+            if found:
+                return int(found.group(1))
+        raise AssertionError(self.lines)
+
     def pid_of(self, actor: str) -> int:
         pids = [int(m) for line in self.lines for m in re.findall(rf"{actor} \(pid (\d+)\)", line)]
         return pids[-1]
@@ -82,6 +93,21 @@ class Up:
         ]
 
 
+def free_block(size: int) -> int:
+    """The first of `size` consecutive loopback ports that are free now (a few tries)."""
+    for _ in range(50):
+        base = random.randint(20_000, 60_000)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(base, base + size):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise AssertionError("no free block of ports")
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
@@ -99,6 +125,8 @@ def up(tmp_path: Path) -> Iterator[Up]:
                 str(MAX_DEATHS),
                 "--death-window",
                 "300",
+                "--health-port-base",
+                str(free_block(7)),
             ],
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -145,7 +173,10 @@ async def _unsupported_method(url: str) -> dict[str, Any]:
 
 
 async def test_a_killed_actor_is_logged_at_once_restarted_and_serves_again(up: Up) -> None:
-    """kill -9 of the ingress: an error line names it and the signal, a new pid serves requests."""
+    """kill -9 of the ingress: an error line names it and the signal, a new pid serves requests
+    and answers the same health port."""
+    port = up.health_port("ingress")
+    assert (await asyncio.to_thread(probe, "127.0.0.1", port, ready=True, timeout_s=2.0))[0]
     before = up.pid_of("ingress")
     killed_at = time.monotonic()
     os.kill(before, signal.SIGKILL)
@@ -160,6 +191,10 @@ async def test_a_killed_actor_is_logged_at_once_restarted_and_serves_again(up: U
     assert deaths[0]["pid"] == before
     assert "killed by SIGKILL" in deaths[0]["msg"]
     assert ready_s < 30
+    ok, said = await asyncio.to_thread(
+        probe, "127.0.0.1", up.health_port("ingress"), ready=True, timeout_s=2.0
+    )
+    assert ok, said  # the new ingress serves the same probe port
     answer = await _unsupported_method(up.nats_url)
     assert answer["error"] == {"code": -32601, "message": "unsupported method: x.y"}
     assert up.proc.poll() is None

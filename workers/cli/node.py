@@ -135,6 +135,8 @@ def _spawn_worker(actor: str, settings: NodeSettings, extra: list[str]) -> subpr
     env["RELAY_NATS_URL"] = settings.nats_url
     if settings.node_key is not None:
         env["RELAY_NODE_KEY"] = str(settings.node_key)  # a path, never the key
+    # One port cannot serve several processes: `relay up` gives each its own (--health-port-base).
+    env.pop("RELAY_HEALTH_PORT", None)
     return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -295,8 +297,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
             DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
         )
 
+        base = args.health_port_base
+        if base is not None and not 1 <= base <= 65536 - len(args.actors):
+            raise ValueError(f"--health-port-base leaves no room for {len(args.actors)} ports")
+        health_ports = {a: base + i for i, a in enumerate(args.actors)} if base else {}
+
         def spawn(actor: str) -> subprocess.Popen[str]:
             own = ["--metrics-port", str(metrics_port)] if actor == "ingress" else []
+            if actor in health_ports:
+                own += ["--health-port", str(health_ports[actor])]
             return _spawn_worker(actor, settings, extra + own)
 
         policy = RestartPolicy(max_deaths=args.max_deaths, window_s=args.death_window)
@@ -312,6 +321,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
             print(f"    {actor:<20} {', '.join(listens_on(actor, settings))}")
         if metrics_port and "ingress" in procs:
             print(f"  metrics   http://127.0.0.1:{metrics_port}/metrics (Prometheus)")
+        for actor, port in health_ports.items():
+            print(f"  health    {actor:<20} http://127.0.0.1:{port}/livez, /readyz")
         print("Ctrl-C (SIGINT) or SIGTERM drains and stops everything.", flush=True)
         if args.once:
             return 0
@@ -464,6 +475,12 @@ def register_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.add_argument(
         "--once", action="store_true", help="start, report ready, then stop (smoke test)"
+    )
+    up.add_argument(
+        "--health-port-base",
+        type=int,
+        help="serve each actor's /livez and /readyz on 127.0.0.1, from this port up, one per"
+        " actor in --actors order (default: none)",
     )
     up.add_argument(
         "--max-deaths",
