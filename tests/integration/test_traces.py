@@ -190,7 +190,8 @@ async def test_one_request_through_gateway_and_nodes_is_one_trace_with_a_span_pe
         _child(verify, "relay-verifier verify", spans, by_id)
         stage = _child(ingress, "stage dispatch", spans, by_id)
         dispatcher = _child(stage, "relay-dispatch-capability capability-execute", spans, by_id)
-        call = _child(dispatcher, "call echo@1.0.0 echo", spans, by_id)
+        call = _child(dispatcher, "call echo@1.0.0", spans, by_id)
+        assert (call.attributes or {})["relay.capability.method"] == "echo"
         echo_calls.append(_child(call, "relay-ref-echo echo", spans, by_id))
     assert len(echo_calls) == len(NODES)
     # The context travelled in the messages' headers: every request on the bus carried it.

@@ -134,7 +134,7 @@ class Ingress:
             except GoJSONError as exc:
                 raise _Failure(rpc.ErrParse, exc.message) from exc
             request_id, method = envelope.id, envelope.method
-            tracing.set_attribute("jsonrpc.request_id", request_id)
+            tracing.set_attribute("jsonrpc.request_id", request_id[:200])  # client text: bounded
             log.debug("received message from gateway", extra={"request_id": request_id})
             result = await self._serve(envelope, started + self._settings.request_timeout_s)
             response = rpc.encode_response(id=request_id, method=method, result=result)
