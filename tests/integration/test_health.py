@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -90,24 +91,40 @@ def answers(w: Worker) -> bool:
     return w.ask(ready=False)[0]
 
 
-def test_an_ingress_is_live_but_not_ready_until_the_registry_loads(server: NatsServer) -> None:
-    """Before the registry bucket exists the ingress is live and not ready (the registry named);
-    once the registry is loaded it is ready, with no restart."""
-    with worker("ingress", server) as w:
-        wait_for(lambda: answers(w), "the ingress answers /livez")
-        wait_for(lambda: _checks(w).get("service") == "ok", "the ingress's service started")
-        ok, said = w.ask(ready=True)
-        assert not ok
-        assert isinstance(said, dict)
-        assert said["checks"]["nats"] == "ok"
-        assert said["checks"]["registry"].startswith("registry view not loaded"), said
+REGISTRY_READERS = ("ingress", "dispatch-secrets", "dispatch-capability", "registry")
+
+
+def test_actors_with_a_registry_view_are_live_but_not_ready_until_the_registry_loads(
+    server: NatsServer,
+) -> None:
+    """Before the registry bucket exists every actor that keeps a registry view is live and not
+    ready (the registry named); once the registry is loaded each is ready, with no restart."""
+    with contextlib.ExitStack() as stack:
+        workers = [stack.enter_context(worker(actor, server)) for actor in REGISTRY_READERS]
+        for w in workers:
+            wait_for(partial(_started, w), "the service started")
+            assert answers(w)
+            ok, said = w.ask(ready=True)
+            assert not ok
+            assert isinstance(said, dict)
+            assert said["checks"]["nats"] == "ok"
+            assert said["checks"]["registry"].startswith("registry view not loaded"), said
         asyncio.run(seed_registry(server.url, EXAMPLE_SEED))
-        wait_for(lambda: w.ask(ready=True)[0], "ready after the registry loads")
-        assert w.ask(ready=True)[1]["checks"] == {  # type: ignore[index]
-            "nats": "ok",
-            "service": "ok",
-            "registry": "ok",
-        }
+        for w in workers:
+            wait_for(partial(_ready, w), "ready after the registry loads")
+            assert w.ask(ready=True)[1]["checks"] == {  # type: ignore[index]
+                "nats": "ok",
+                "service": "ok",
+                "registry": "ok",
+            }
+
+
+def _started(w: Worker) -> bool:
+    return _checks(w).get("service") == "ok"
+
+
+def _ready(w: Worker) -> bool:
+    return w.ask(ready=True)[0]
 
 
 def _checks(w: Worker) -> dict[str, str]:
