@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from workers.runtime.credentials import redact_url
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
@@ -74,7 +76,7 @@ def configure_from_env(service_name: str) -> bool:
     # (the general endpoint gets /v1/traces appended, the traces one is used as is).
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     install(provider)
-    log.info("traces to %s over OTLP/HTTP", endpoint.split("@")[-1])
+    log.info("traces to %s over OTLP/HTTP", redact_url(endpoint))
     return True
 
 
