@@ -224,3 +224,20 @@ def test_an_actor_that_keeps_dying_ends_relay_up_with_exit_1_and_nothing_left(up
         alive = [pid for pid in pids if _alive(pid)]
         time.sleep(0.1)
     assert alive == []
+
+
+def test_the_embedded_server_dying_ends_relay_up_with_exit_1_and_stops_the_actors(up: Up) -> None:
+    """kill -9 of the embedded nats-server: nothing can serve, so `relay up` says so and exits 1."""
+    text = "\n".join(up.lines)
+    server_pid = int(re.findall(r"embedded nats-server \S+ \(pid (\d+)", text)[0])
+    actors = [int(p) for p in re.findall(r"\w \(pid (\d+)\)", text)]
+    assert len(actors) >= 5
+    os.kill(server_pid, signal.SIGKILL)
+    assert up.proc.wait(timeout=60) == 1
+    assert "relay up: the embedded nats-server exited" in up.log.read_text()
+    deadline = time.monotonic() + 10
+    alive = actors
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in actors if _alive(pid)]
+        time.sleep(0.1)
+    assert alive == []
