@@ -173,6 +173,24 @@ def test_the_exec_probe_exits_0_when_healthy_and_1_when_not(server: NatsServer) 
 
         assert run() == 0
         assert run("--ready") == 1  # no registry bucket: not ready
+        light = [sys.executable, "-m", "workers.cli.health", "--port", str(w.port)]
+        assert subprocess.run(light, env=env, capture_output=True, timeout=30).returncode == 0
+        light_ready = [*light, "--ready"]
+        assert subprocess.run(light_ready, env=env, capture_output=True, timeout=30).returncode == 1
         free = free_port()
         refused = [sys.executable, "-m", "workers.cli", "health", "--port", str(free)]
         assert subprocess.run(refused, env=env, capture_output=True, timeout=30).returncode == 1
+
+
+def test_the_light_exec_probe_loads_neither_nats_nor_aiohttp() -> None:
+    """`python -m workers.cli.health` stays a small interpreter start (it runs every probe period)."""
+    code = (
+        "import sys, runpy; sys.argv = ['x', '--help']\n"
+        "try:\n    runpy.run_module('workers.cli.health', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('nats', 'aiohttp')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

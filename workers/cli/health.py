@@ -45,3 +45,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--ready", action="store_true", help="ask /readyz instead of /livez")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     p.set_defaults(func=_cmd)
+
+
+def main() -> int:
+    """`python -m workers.cli.health --port P [--ready]`: the same probe without loading every
+    `relay` command, for probes that run often."""
+    parser = argparse.ArgumentParser(prog="python -m workers.cli.health", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["health", *sys.argv[1:]])
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aiohttp import web
-
-from workers.runtime.settings import require_seconds
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("relay.health")
 
@@ -122,6 +122,8 @@ def add_routes(
 ) -> None:
     """Add `/livez` and `/readyz` to an aiohttp application (the gateway's front has its own)."""
 
+    from aiohttp import web  # here, not at the top: `relay health` (the exec probe) needs none
+
     def handler(checks: Callable[[], Checks]) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def answer(request: web.Request) -> web.Response:
             data, status = body(actor, checks())
@@ -137,6 +139,8 @@ class HealthServer:
     """The probe endpoints of one process on host:port (port 0 picks a free one)."""
 
     def __init__(self, health: ProcessHealth, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        from aiohttp import web
+
         self._host = host
         self._port = port
         app = web.Application()
@@ -150,6 +154,8 @@ class HealthServer:
         raise RuntimeError("the health server is not listening")
 
     async def start(self) -> None:
+        from aiohttp import web
+
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
         log.info("health probes on http://%s:%d/livez and /readyz", self._host, self.port)
@@ -166,7 +172,10 @@ def _env_float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
-    require_seconds(name, value)
+    # The check of settings.require_seconds, not imported: settings loads NATS, and the exec
+    # probe (`python -m workers.cli.health`) must start fast.
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {raw!r}")
     return value
 
 
