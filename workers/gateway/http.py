@@ -334,7 +334,6 @@ class HttpFront:
             content_type="application/json",
         )
 
-
     def _probe(self, path: str) -> web.Response:
         """The probes every actor serves (docs/operations.md), here on the front's own port."""
         if path == "/livez":

@@ -30,8 +30,8 @@ from nats.micro.service import EndpointStats
 from nats.micro.service import Service as MicroService
 
 from schemas import subjects
-from workers.runtime.arrival import arrived_at, stamp_arrivals
 from workers.runtime import tracing
+from workers.runtime.arrival import arrived_at, stamp_arrivals
 from workers.runtime.credentials import production_options, redact_url
 from workers.runtime.payload import fits, wire_size
 from workers.runtime.servers import parse_servers
