@@ -97,6 +97,8 @@ class PacedSettings:
     node_rate: RateLimit
     global_rate: RateLimit
     nodes: int = 4
+    request_timeout_s: float = 10.0
+    """The gateway's --request-timeout: when a request short of F+1 answers expires."""
 
 
 @dataclass
@@ -197,7 +199,12 @@ def _env() -> dict[str, str]:
 
 
 def start_don(
-    url: str, root: Path, members: tuple[str, ...], node_rate: RateLimit, global_rate: RateLimit
+    url: str,
+    root: Path,
+    members: tuple[str, ...],
+    node_rate: RateLimit,
+    global_rate: RateLimit,
+    request_timeout_s: float = GATEWAY_REQUEST_TIMEOUT_S,
 ) -> Don:
     """Every node's actors, vault and echo, and the gateway, each its own process."""
     py = [sys.executable, "-m", "workers.cli"]
@@ -212,7 +219,7 @@ def start_don(
     gateway = [*py, "gateway", "--nats", url, "--don", DON, "--members", ",".join(members),
                "--http", f"127.0.0.1:{port}", "--node-rate", str(node_rate),
                "--global-rate", str(global_rate),
-               "--request-timeout", str(GATEWAY_REQUEST_TIMEOUT_S), "--sweep-interval", "1",
+               "--request-timeout", str(request_timeout_s), "--sweep-interval", "1",
                "--log-level", "ERROR"]  # fmt: skip
     procs: dict[str, Any] = {}
     try:
@@ -270,6 +277,7 @@ def _with_don(
     node_rate: RateLimit,
     global_rate: RateLimit,
     measure: Any,
+    request_timeout_s: float = GATEWAY_REQUEST_TIMEOUT_S,
 ) -> dict[str, Any]:
     chain = TestChain()
     server = NatsServer(jetstream=True)
@@ -279,7 +287,7 @@ def _with_don(
         server.start_sync()
         try:
             asyncio.run(_seed(server.url, chain, members))
-            don = start_don(server.url, root, members, node_rate, global_rate)
+            don = start_don(server.url, root, members, node_rate, global_rate, request_timeout_s)
             try:
                 pids = {"nats-server": server.pid} | {n: p.pid for n, p in don.procs.items()}
                 result: dict[str, Any] = run_loop(measure(don, chain, pids))
@@ -425,7 +433,13 @@ def paced(settings: PacedSettings) -> dict[str, Any]:
             },
         }
 
-    return _with_don(node_names(settings.nodes), settings.node_rate, settings.global_rate, measure)
+    return _with_don(
+        node_names(settings.nodes),
+        settings.node_rate,
+        settings.global_rate,
+        measure,
+        settings.request_timeout_s,
+    )
 
 
 def _refill_s(settings: PacedSettings) -> float:
