@@ -443,7 +443,8 @@ def paced(settings: PacedSettings) -> dict[str, Any]:
 
 
 def _refill_s(settings: PacedSettings) -> float:
-    slowest = min(
+    # Both buckets full again (the probe used tokens of each): the slower one's refill time.
+    slowest = max(
         settings.node_rate.burst / settings.node_rate.rate,
         settings.global_rate.burst / settings.global_rate.rate,
     )

@@ -1,0 +1,67 @@
+"""`relay bench don`'s bookkeeping: error kinds, CPU by role, the sizing run's refill wait."""
+
+from __future__ import annotations
+
+import json
+
+from workers.bench.don import PacedSettings, _cpu_groups, _error_kind, _refill_s, node_names
+from workers.gateway.ratelimit import RateLimit
+
+
+def test_an_expired_request_is_counted_under_one_kind_whatever_its_counts() -> None:
+    """'request expired: got 1/2 responses' and 'got 0/2' are the same kind of error."""
+    bodies = [
+        {
+            "jsonrpc": "2.0",
+            "id": "a",
+            "error": {"code": -32000, "message": f"request expired: got {n}/2 responses"},
+        }
+        for n in (0, 1)
+    ]
+    kinds = {_error_kind(504, json.dumps(b).encode()) for b in bodies}
+    assert kinds == {"HTTP 504: request expired"}
+
+
+def test_a_body_that_is_not_a_json_rpc_error_still_has_a_kind() -> None:
+    """A proxy's HTML page or an empty body is 'unexpected body' with its status."""
+    assert _error_kind(502, b"<html>bad gateway</html>") == "HTTP 502: unexpected body"
+    assert _error_kind(200, b"") == "HTTP 200: unexpected body"
+
+
+def test_cpu_is_grouped_by_role_and_divided_per_request() -> None:
+    """Every node's actors add up to one role; vault and echo to another; the rest by name."""
+    spent = {
+        "node-0/ingress": 1.0,
+        "node-1/verifier": 2.0,
+        "vault": 0.5,
+        "echo": 0.5,
+        "gateway": 0.25,
+    }
+    assert _cpu_groups(spent, 1000) == {
+        "nodes (all actors)": 3000,
+        "vault+echo": 1000,
+        "gateway": 250,
+    }
+
+
+def test_the_sizing_run_waits_until_both_buckets_are_full_again_but_never_long() -> None:
+    """The wait is the slower bucket's refill time (burst / rate), capped at 5 s."""
+    slow = PacedSettings(
+        rate_rps=40,
+        count=1,
+        node_rate=RateLimit(rate=10, burst=10),
+        global_rate=RateLimit(rate=50, burst=10),
+    )
+    assert _refill_s(slow) == 1.0
+    huge = PacedSettings(
+        rate_rps=40,
+        count=1,
+        node_rate=RateLimit(rate=1, burst=100),
+        global_rate=RateLimit(rate=1, burst=100),
+    )
+    assert _refill_s(huge) == 5.0
+
+
+def test_nodes_are_named_as_the_registry_seed_names_them() -> None:
+    """node-0 .. node-(N-1), the addresses the example registry uses."""
+    assert node_names(4) == ("node-0", "node-1", "node-2", "node-3")
