@@ -285,6 +285,21 @@ def test_the_verifiers_scale_on_cpu() -> None:
     assert hpa["spec"]["maxReplicas"] > hpa["spec"]["minReplicas"]
 
 
+def test_a_deployment_an_hpa_scales_leaves_its_replicas_to_the_hpa(
+    overlay: list[dict[str, Any]],
+) -> None:
+    """No `replicas` on an HPA's target: each `kubectl apply` would reset the HPA's choice."""
+    targets = {
+        h["spec"]["scaleTargetRef"]["name"] for h in of_kind(overlay, "HorizontalPodAutoscaler")
+    }
+    assert targets
+    for doc in of_kind(overlay, "Deployment"):
+        if doc["metadata"]["name"] in targets:
+            assert "replicas" not in doc["spec"], doc["metadata"]["name"]
+        else:
+            assert doc["spec"]["replicas"] >= 2, doc["metadata"]["name"]
+
+
 def test_network_policies_let_pods_reach_only_nats_and_dns(overlay: list[dict[str, Any]]) -> None:
     """Every pod is selected by a policy with both directions; egress only to 4222 and 53."""
     policies = of_kind(overlay, "NetworkPolicy")
