@@ -301,17 +301,23 @@ def test_a_deployment_an_hpa_scales_leaves_its_replicas_to_the_hpa(
 
 
 def test_network_policies_let_pods_reach_only_nats_and_dns(overlay: list[dict[str, Any]]) -> None:
-    """Every pod is selected by a policy with both directions; egress only to 4222 and 53."""
+    """Every pod is selected in both directions; egress only to 4222 and 53, each rule to named
+    peers; ingress only to the gateway's HTTP port and the ingress's metrics port."""
     policies = of_kind(overlay, "NetworkPolicy")
     for doc in of_kind(overlay, "Deployment"):
         labels = doc["spec"]["template"]["metadata"]["labels"]
-        (policy,) = [
+        selecting = [
             p for p in policies if p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
         ]
-        assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-        ports = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
-        assert ports == {4222, 53}
-        assert all(rule.get("to") for rule in policy["spec"]["egress"])
+        types = {t for p in selecting for t in p["spec"]["policyTypes"]}
+        assert types == {"Ingress", "Egress"}, doc["metadata"]["name"]
+        egress = [rule for p in selecting for rule in p["spec"].get("egress", [])]
+        assert {port["port"] for rule in egress for port in rule["ports"]} == {4222, 53}
+        assert all(rule.get("to") for rule in egress)
+        ingress = [rule for p in selecting for rule in p["spec"].get("ingress", [])]
+        opened = {port["port"] for rule in ingress for port in rule["ports"]}
+        declared = {p["containerPort"] for c in _containers(doc) for p in c["ports"]}
+        assert opened <= declared & {8080, 9464}, doc["metadata"]["name"]
 
 
 def test_the_gateways_limits_carry_the_rate_it_is_deployed_for() -> None:
