@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,59 @@ def test_the_images_entrypoint_and_default_command_are_real() -> None:
     assert "relay" in scripts
     assert command == ["--help"]
     assert_help_works([()])
+
+
+def test_the_package_built_from_the_images_context_carries_every_file_it_ships(
+    tmp_path: Path,
+) -> None:
+    """What the Dockerfile copies, built as a wheel (as its pip install does): every data file
+    of workers/ and schemas/ is in it, and the `relay` entry point."""
+    context = tmp_path / "context"
+    for word, rest in instructions():
+        if word == "COPY" and "--from" not in rest:
+            *sources, _ = rest.split()
+            for source in sources:
+                path = ROOT / source
+                if path.is_dir():
+                    shutil.copytree(
+                        path, context / source, ignore=shutil.ignore_patterns("__pycache__")
+                    )
+                else:
+                    context.mkdir(exist_ok=True)
+                    shutil.copy(path, context / source)
+    out = tmp_path / "wheel"
+    proc = subprocess.run(
+        [
+            str(BIN / "pip"),
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(context),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
+        assert "relay = workers.cli:main" in archive.read(entry_points).decode()
+    tracked = subprocess.run(
+        ["git", "ls-files", "workers", "schemas"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    data = [name for name in tracked if not name.endswith((".py", ".pyi"))]
+    assert data
+    assert [name for name in data if name not in names] == []
 
 
 def _engine() -> str | None:
