@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -192,6 +193,15 @@ class Don:
     http: str
     procs: dict[str, Any]
     members: tuple[str, ...]
+    log: Path
+
+    def gateway_said(self) -> str:
+        """The last line the gateway logged (why it exited), or '' if none."""
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][-300:] if lines else ""
 
 
 def _env() -> dict[str, str]:
@@ -225,7 +235,16 @@ def start_don(
     try:
         for name, cmd in workers.items():
             procs[name] = spawn(cmd, _env())
-        procs["gateway"] = spawn(gateway, _env())
+        # The gateway's log is kept (the workers' is not): a failed start says why.
+        with (root.parent / "gateway.log").open("w") as log_file:
+            procs["gateway"] = subprocess.Popen(
+                gateway,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                env=_env(),
+                start_new_session=True,
+            )
         wait_ready({k: v for k, v in procs.items() if k != "gateway"}, START_TIMEOUT_S)
     except RuntimeError as exc:
         stop_processes(list(procs.values()))
@@ -233,7 +252,13 @@ def start_don(
     except BaseException:
         stop_processes(list(procs.values()))
         raise
-    return Don(url=url, http=f"http://127.0.0.1:{port}/", procs=procs, members=members)
+    return Don(
+        url=url,
+        http=f"http://127.0.0.1:{port}/",
+        procs=procs,
+        members=members,
+        log=root.parent / "gateway.log",
+    )
 
 
 async def _seed(url: str, chain: TestChain, members: tuple[str, ...]) -> None:
@@ -253,7 +278,7 @@ async def _until_answering(session: aiohttp.ClientSession, don: Don, chain: Test
     for body in mint_requests(chain, 2, "probe"):
         while True:
             if don.procs["gateway"].poll() is not None:
-                raise BenchFailed("relay gateway exited during start")
+                raise BenchFailed(f"relay gateway exited during start: {don.gateway_said()}")
             outcomes = Outcomes(latencies=[], errors={})
             await _post(session, don.http, body, outcomes)
             if outcomes.latencies:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from workers.bench.don import PacedSettings, _cpu_groups, _error_kind, _refill_s, node_names
+from workers.bench.don import Don, PacedSettings, _cpu_groups, _error_kind, _refill_s, node_names
 from workers.gateway.ratelimit import RateLimit
 
 
@@ -65,3 +66,12 @@ def test_the_sizing_run_waits_until_both_buckets_are_full_again_but_never_long()
 def test_nodes_are_named_as_the_registry_seed_names_them() -> None:
     """node-0 .. node-(N-1), the addresses the example registry uses."""
     assert node_names(4) == ("node-0", "node-1", "node-2", "node-3")
+
+
+def test_a_gateway_that_exited_is_reported_with_its_last_log_line(tmp_path: Path) -> None:
+    """The last line of the gateway's log is what a failed start shows; none, an empty string."""
+    log = tmp_path / "gateway.log"
+    don = Don(url="nats://x", http="http://x/", procs={}, members=("node-0",), log=log)
+    assert don.gateway_said() == ""
+    log.write_text('{"msg": "starting"}\n{"msg": "gateway failed: no NATS"}\n')
+    assert don.gateway_said() == '{"msg": "gateway failed: no NATS"}'
