@@ -4,8 +4,9 @@ The two token buckets (`ratelimit.py`, PROTOCOL 5.3) count **node responses**, n
 - the per-node bucket is charged for every message a member sends, so at R requests/s each node
   uses R tokens/s: `--node-rate` below R drops honest answers whatever the burst;
 - the global bucket is charged for a member's first answer to a request still waiting for
-  quorum (`handler.py`), so between F+1 (all agree, decided at the (F+1)-th) and N (answers that
-  disagree or arrive together) tokens per request: `--global-rate` below (F+1) x R cannot carry R.
+  quorum (`handler.py`), so between F+1 (all agree: decided at the (F+1)-th, the later ones find
+  no request) and N (answers that disagree, so more are needed before F+1 match) tokens per
+  request: `--global-rate` below (F+1) x R cannot carry R.
 
 A dropped answer is not retried: a request whose answers were dropped waits for the others and,
 when fewer than F+1 matching ones got through, expires after `--request-timeout` (that is the
@@ -89,7 +90,7 @@ def shortfalls(
     elif global_rate.rate < want.global_rate.rate or global_rate.burst < want.global_rate.burst:
         problems.append(
             f"--global-rate {global_rate} leaves no headroom at {expected_rps:g} req/s with"
-            f" {members} members: up to {members} answers per request are charged when they"
-            f" disagree or arrive together (set --global-rate {want.global_rate})"
+            f" {members} members: up to {members} answers per request are charged when"
+            f" answers disagree (set --global-rate {want.global_rate})"
         )
     return problems
