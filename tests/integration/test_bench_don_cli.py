@@ -36,8 +36,10 @@ def test_a_short_json_run_reports_the_issue_keys_from_correct_answers() -> None:
     assert len(report["node_saturation_rounds_rps"]) == 2
     ratio = report["saturation_rps"] / report["node_saturation_rps"]
     assert report["ratio"] == pytest.approx(ratio, rel=2e-3)
-    # Two saturation rounds of 20 requests each, then the paced run: all counted.
-    assert report["requests"] == 40 + report["latency_samples"]
+    # Two saturation rounds of 20 requests each, 30 one at a time, the paced run: all counted.
+    assert report["requests"] == 40 + 30 + report["latency_samples"]
+    # Through the DON a request waits for two nodes' pipelines and the gateway: never faster.
+    assert report["sequential_p50_ms"] > report["node_sequential_p50_ms"] > 0
     # Each DON request is verified by four nodes: hundreds of µs of CPU each, in the nodes.
     cpu = report["cpu_us_per_request"]
     assert cpu["nodes (all actors)"] > cpu["gateway"]

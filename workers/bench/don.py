@@ -44,6 +44,7 @@ from workers.bench.pipeline import (
     DON,
     BenchFailed,
     _add_cpu,
+    _timed,
     check_answer,
     cpu_seconds,
     mint_requests,
@@ -85,6 +86,8 @@ class DonSettings:
     in_flight: int = 64
     rounds: int = 3
     warmup: int = 100
+    sequential: int = 30
+    """Requests one at a time, through the DON and to one node: the latency floor of each."""
     node_rate: RateLimit = UNBOUNDED
     global_rate: RateLimit = UNBOUNDED
 
@@ -376,6 +379,16 @@ async def _measure(
                 _merge(errors, outcomes.errors)
             saturation = statistics.median(don_rps)
             node_saturation = statistics.median(node_rps)
+            # One request at a time: the DON's floor beside one node's, on this machine now.
+            seq_bodies = mint_requests(chain, settings.sequential, "seqd")
+            seq_don = Outcomes(latencies=[], errors={})
+            for body in seq_bodies:
+                await _post(session, don.http, body, seq_don)
+            _merge(errors, seq_don.errors)
+            seq_node = [
+                await _timed(nc, node_subject, body, check=True)
+                for body in mint_requests(chain, settings.sequential, "seqn")
+            ]
             rate = saturation / 2
             paced = mint_requests(chain, max(20, int(rate * settings.seconds)), "lat")
             at_rate = await http_open_loop(session, don.http, paced, rate)
@@ -402,7 +415,9 @@ async def _measure(
         "node_saturation_rounds_rps": [round(x, 1) for x in node_rps],
         "latency_rate_rps": round(rate, 1),
         "latency_samples": len(paced),
-        "requests": answered + len(paced),
+        "sequential_p50_ms": _p50(seq_don.latencies),
+        "node_sequential_p50_ms": _p50(seq_node),
+        "requests": answered + len(seq_bodies) + len(paced),
         "error_kinds": errors,
         "gateway_limits": {
             "node_rate": str(settings.node_rate),
@@ -416,6 +431,10 @@ async def _measure(
             "p99_at_most_50_ms_at_half_rate": p99 is not None and p99 <= TARGET_P99_MS,
         },
     }
+
+
+def _p50(latencies: list[float]) -> float | None:
+    return round(percentile_ms(sorted(latencies), 50), 3) if latencies else None
 
 
 def _merge(into: dict[str, int], more: dict[str, int]) -> None:
@@ -492,6 +511,8 @@ def render(result: dict[str, Any]) -> str:
             f" node {result['node_saturation_rounds_rps']}",
             f"  at {result['latency_rate_rps']:.0f} req/s ({result['latency_samples']} requests):"
             f" p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
+            f"  one request at a time: DON p50 {result['sequential_p50_ms']} ms,"
+            f" one node p50 {result['node_sequential_p50_ms']} ms",
             f"  errors: {result['errors']} of {result['requests']}"
             + (f" {result['error_kinds']}" if result["errors"] else ""),
             f"  CPU per DON request at saturation (µs): {cpu}",
