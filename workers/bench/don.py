@@ -24,14 +24,12 @@ given rate limits, counting what was answered (docs/gateway.md, "Sizing").
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +38,12 @@ import aiohttp
 
 from schemas import subjects
 from workers.attestation.testchain import TestChain
+from workers.bench.httpload import Outcomes, http_open_loop, http_saturate, new_session, post
 from workers.bench.pipeline import (
     DON,
     BenchFailed,
     _add_cpu,
     _timed,
-    check_answer,
     cpu_seconds,
     mint_requests,
     percentile_ms,
@@ -66,7 +64,6 @@ from workers.runtime.natsserver import NatsServer, free_port
 
 TARGET_RATIO, TARGET_P99_MS = 0.2, 50.0
 START_TIMEOUT_S = 60.0  # 23 processes start on two shared cores
-HTTP_TIMEOUT_S = 20.0
 GATEWAY_REQUEST_TIMEOUT_S = 10.0
 # Limits no benchmark rate reaches: saturation measures the DON, not the gateway's token buckets.
 UNBOUNDED = RateLimit(rate=1_000_000.0, burst=1_000_000)
@@ -103,90 +100,6 @@ class PacedSettings:
     nodes: int = 4
     request_timeout_s: float = 10.0
     """The gateway's --request-timeout: when a request short of F+1 answers expires."""
-
-
-@dataclass
-class Outcomes:
-    """What the DON answered: latencies of correct answers, and each kind of error counted."""
-
-    latencies: list[float]
-    errors: dict[str, int]
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-
-# --- the HTTP side ------------------------------------------------------------------------------
-
-
-async def _post(session: aiohttp.ClientSession, url: str, body: bytes, outcomes: Outcomes) -> None:
-    started = time.perf_counter()
-    try:
-        async with session.post(url, data=body) as resp:
-            answer = await resp.read()
-            status = resp.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        kind = type(exc).__name__
-        outcomes.errors[kind] = outcomes.errors.get(kind, 0) + 1
-        return
-    elapsed = time.perf_counter() - started
-    try:
-        if status != 200:
-            raise BenchFailed(f"HTTP {status}")
-        check_answer(body, answer)
-    except BenchFailed:
-        kind = _error_kind(status, answer)
-        outcomes.errors[kind] = outcomes.errors.get(kind, 0) + 1
-        return
-    outcomes.latencies.append(elapsed)
-
-
-def _error_kind(status: int, answer: bytes) -> str:
-    """A short name for a wrong answer: the HTTP status and the gateway's message, trimmed."""
-    try:
-        message = str(json.loads(answer)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        message = "unexpected body"
-    # "request expired: got 1/2 responses" -> "request expired" (one bucket per kind).
-    return f"HTTP {status}: {message.split(':')[0][:60]}"
-
-
-async def http_saturate(
-    session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes], in_flight: int
-) -> tuple[float, Outcomes]:
-    """Correct answers per second through the gateway with `in_flight` outstanding (closed
-    loop), and the outcome of each request."""
-    pending = list(reversed(bodies))
-    outcomes = Outcomes(latencies=[], errors={})
-
-    async def worker() -> None:
-        while pending:
-            await _post(session, url, pending.pop(), outcomes)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(in_flight, len(bodies)))))
-    # Correct answers per second: a fast error is not throughput.
-    return len(outcomes.latencies) / (time.perf_counter() - started), outcomes
-
-
-async def http_open_loop(
-    session: aiohttp.ClientSession, url: str, bodies: Sequence[bytes], rate: float
-) -> Outcomes:
-    """Requests sent on a fixed schedule of `rate` per second, whether or not earlier ones are
-    answered; the outcome of each."""
-    outcomes = Outcomes(latencies=[], errors={})
-    interval = 1.0 / rate
-    start = time.perf_counter()
-    tasks = []
-    for i, body in enumerate(bodies):
-        delay = start + i * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(_post(session, url, body, outcomes)))
-    await asyncio.gather(*tasks)
-    outcomes.latencies.sort()
-    return outcomes
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -285,21 +198,12 @@ async def _until_answering(session: aiohttp.ClientSession, don: Don, chain: Test
             if don.procs["gateway"].poll() is not None:
                 raise BenchFailed(f"relay gateway exited during start: {don.gateway_said()}")
             outcomes = Outcomes(latencies=[], errors={})
-            await _post(session, don.http, body, outcomes)
+            await post(session, don.http, body, outcomes)
             if outcomes.latencies:
                 break
             if time.monotonic() > deadline:
                 raise BenchFailed(f"the DON never answered through the gateway: {outcomes.errors}")
             await asyncio.sleep(0.2)
-
-
-def _session() -> aiohttp.ClientSession:
-    # No cap on connections (an open loop must never queue in the client); kept alive, so the
-    # client's own cost stays small.
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0),
-        timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT_S),
-    )
 
 
 def _with_don(
@@ -357,7 +261,7 @@ async def _measure(
     pids = {**pids, "bench (client)": os.getpid()}
     nc = await connect(don.url, actor="bench")
     try:
-        async with _session() as session:
+        async with new_session() as session:
             await _until_answering(session, don, chain)
             await http_saturate(session, don.http, warm, 16)
             await saturate(nc, node_subject, node_warm, 16, check=True)
@@ -383,7 +287,7 @@ async def _measure(
             seq_bodies = mint_requests(chain, settings.sequential, "seqd")
             seq_don = Outcomes(latencies=[], errors={})
             for body in seq_bodies:
-                await _post(session, don.http, body, seq_don)
+                await post(session, don.http, body, seq_don)
             _merge(errors, seq_don.errors)
             seq_node = [
                 await _timed(nc, node_subject, body, check=True)
@@ -459,7 +363,7 @@ def paced(settings: PacedSettings) -> dict[str, Any]:
 
     async def measure(don: Don, chain: TestChain, pids: dict[str, int]) -> dict[str, Any]:
         bodies = mint_requests(chain, settings.count, "paced")
-        async with _session() as session:
+        async with new_session() as session:
             await _until_answering(session, don, chain)
             # The probe used tokens; a full bucket again, as at a gateway's start.
             await asyncio.sleep(_refill_s(settings))

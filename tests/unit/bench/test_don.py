@@ -1,32 +1,11 @@
-"""`relay bench don`'s bookkeeping: error kinds, CPU by role, the sizing run's refill wait."""
+"""`relay bench don`'s bookkeeping: CPU by role, the sizing run's refill wait, the gateway's log."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from workers.bench.don import Don, PacedSettings, _cpu_groups, _error_kind, _refill_s, node_names
+from workers.bench.don import Don, PacedSettings, _cpu_groups, _refill_s, node_names
 from workers.gateway.ratelimit import RateLimit
-
-
-def test_an_expired_request_is_counted_under_one_kind_whatever_its_counts() -> None:
-    """'request expired: got 1/2 responses' and 'got 0/2' are the same kind of error."""
-    bodies = [
-        {
-            "jsonrpc": "2.0",
-            "id": "a",
-            "error": {"code": -32000, "message": f"request expired: got {n}/2 responses"},
-        }
-        for n in (0, 1)
-    ]
-    kinds = {_error_kind(504, json.dumps(b).encode()) for b in bodies}
-    assert kinds == {"HTTP 504: request expired"}
-
-
-def test_a_body_that_is_not_a_json_rpc_error_still_has_a_kind() -> None:
-    """A proxy's HTML page or an empty body is 'unexpected body' with its status."""
-    assert _error_kind(502, b"<html>bad gateway</html>") == "HTTP 502: unexpected body"
-    assert _error_kind(200, b"") == "HTTP 200: unexpected body"
 
 
 def test_cpu_is_grouped_by_role_and_divided_per_request() -> None:
