@@ -184,6 +184,34 @@ def instructions() -> list[tuple[str, str]]:
     return out
 
 
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "hadolint"), "--no-color", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_hadolint_parses_the_dockerfile_and_finds_nothing_to_fix() -> None:
+    """The Haskell Dockerfile linter (Docker's grammar, best-practice rules) reports nothing."""
+    proc = hadolint(DOCKERFILE)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_refuses_a_broken_dockerfile(tmp_path: Path) -> None:
+    """The check above can fail: a misspelled instruction, or a root final stage, is reported."""
+    typo = tmp_path / "typo.Dockerfile"
+    typo.write_text(DOCKERFILE.read_text().replace("\nWORKDIR /data", "\nWORKDR /data"))
+    assert hadolint(typo).returncode == 1
+    root = tmp_path / "root.Dockerfile"
+    root.write_text(DOCKERFILE.read_text().replace("USER 10001:10001", "USER root"))
+    proc = hadolint(root)
+    assert proc.returncode == 1
+    assert "DL3002" in proc.stdout  # last USER should not be root
+
+
 def test_the_image_is_built_in_stages_and_runs_as_a_non_root_user() -> None:
     """At least two FROMs; the last stage's USER is a numeric non-zero uid."""
     steps = instructions()
