@@ -150,19 +150,22 @@ def test_the_relay_services_are_unprivileged_and_outlast_their_drain() -> None:
 
 
 def test_the_compose_gateways_limits_carry_the_rate_it_expects() -> None:
-    """The gateway's limits pass the sizing check for its --expected-rps over 4 nodes."""
+    """The gateway's limits pass the sizing check for its --expected-rps over its members."""
     (gateway,) = [s for s in services().values() if s.get("command", [""])[0] == "gateway"]
     args = gateway["command"]
 
     def value(flag: str) -> str:
         return str(args[args.index(flag) + 1])
 
+    members = value("--members").split(",")
+    assert members == [f"node-{i}" for i in range(4)]
+
     assert (
         sizing.shortfalls(
             RateLimit.parse(value("--node-rate")),
             RateLimit.parse(value("--global-rate")),
-            members=4,
-            f=1,
+            members=len(members),
+            f=(len(members) - 1) // 3,
             expected_rps=float(value("--expected-rps")),
         )
         == []
