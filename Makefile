@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
 	$(BIN)/relay bench attest
 	$(BIN)/relay bench pipeline
+	$(BIN)/relay bench don
 
 proto: $(STAMP)
 	$(BIN)/python -m schemas.proto.build

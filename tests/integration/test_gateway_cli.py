@@ -180,3 +180,47 @@ def test_a_sweep_or_drain_time_that_is_not_finite_and_positive_exits_with_code_2
     )
     assert result.returncode == 2, result.stderr
     assert b"must be a finite number of seconds > 0" in result.stderr
+
+
+async def test_a_gateway_whose_limits_cannot_carry_its_expected_rate_warns_at_start(
+    nats_server: NatsServer,
+) -> None:
+    """Upstream's default limits with --expected-rps 40 over 4 members: both limits named."""
+    don = unique_don()
+    port = free_port()
+    cmd = [str(RELAY), "gateway", "--nats", nats_server.url, "--don", don]
+    cmd += ["--members", ",".join(MEMBERS), "--http", f"127.0.0.1:{port}"]
+    cmd += ["--expected-rps", "40", "--log-level", "INFO"]
+    async with fake_don(nats_server.url, don, dict.fromkeys(MEMBERS, honest())):
+        stderr = await answer_then_sigterm(cmd, port, "cli-sizing-low")
+    warnings = [
+        json.loads(line)["msg"]
+        for line in stderr.splitlines()
+        if b"gateway sizing" in line and json.loads(line)["level"] == "WARNING"
+    ]
+    assert len(warnings) == 2, stderr
+    assert "--node-rate 10rps:10 cannot carry 40 req/s" in warnings[0]
+    assert "--global-rate 50rps:10 cannot carry 40 req/s" in warnings[1]
+    assert b"rate limits carry at most 10 req/s" in stderr
+
+
+async def test_a_gateway_sized_from_the_registry_for_its_rate_does_not_warn(
+    nats_server: NatsServer,
+) -> None:
+    """Recommended limits for 40 req/s over the registry's 4 members: no sizing warning."""
+    admin = await connect(nats_server.url, actor="registry-admin")
+    try:
+        seed = seed_with_measurements(
+            [b'{"pcr0":"aa","pcr1":"bb","pcr2":"cc"}'], members=MEMBERS, f=1
+        )
+        await load_entries(admin, seed_entries_for(seed))
+    finally:
+        await admin.close()
+    port = free_port()
+    cmd = [str(RELAY), "gateway", "--nats", nats_server.url, "--don", "relay-don"]
+    cmd += ["--members-from-registry", "--http", f"127.0.0.1:{port}", "--log-level", "INFO"]
+    cmd += ["--expected-rps", "40", "--node-rate", "80rps:40", "--global-rate", "160rps:160"]
+    async with fake_don(nats_server.url, "relay-don", dict.fromkeys(MEMBERS, honest())):
+        stderr = await answer_then_sigterm(cmd, port, "cli-sizing-ok")
+    assert b'"level": "WARNING"' not in stderr, stderr
+    assert b"the rate limits carry 40 req/s with headroom" in stderr

@@ -1,7 +1,8 @@
 """`relay bench <what>`: the shipped benchmarks, each measured side by side in one run.
 
-`attest` (the Nitro verifier beside a naive baseline and the PyPI peers) and `pipeline` (one
-relay node end to end beside a raw NATS echo). Each imports its machinery only when it runs, so
+`attest` (the Nitro verifier beside a naive baseline and the PyPI peers), `pipeline` (one
+relay node end to end beside a raw NATS echo) and `don` (the whole DON through the gateway's
+HTTP front beside one node's pipeline). Each imports its machinery only when it runs, so
 `relay --help` does not pay for the peers, protobuf or a nats-server.
 """
 
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from workers.cli.args import positive_float, positive_int
+from workers.gateway.ratelimit import RateLimit, RateLimitSpecError
 
 EXIT_OK, EXIT_SELF_CHECK, EXIT_USAGE = 0, 1, 2
 
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register_attest(bench_sub)
     register_pipeline(bench_sub)
     register_tracing(bench_sub)
+    register_don(bench_sub)
 
 
 def register_attest(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -136,3 +139,88 @@ def _tracing(args: argparse.Namespace) -> int:
     report = run(TracingSettings(rounds=args.rounds, requests=args.requests))
     print(json.dumps(report, sort_keys=True) if args.json else render(report))
     return EXIT_OK
+
+
+def _rate(text: str) -> RateLimit:
+    try:
+        return RateLimit.parse(text)
+    except RateLimitSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def register_don(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    don = bench_sub.add_parser(
+        "don",
+        help="the whole DON (gateway + 4 nodes + vault and echo) through HTTP, beside one node",
+        description="Saturation, p50/p99 at half of it and errors of the whole DON through the"
+        " gateway's HTTP front, beside one node's pipeline saturation in the same run. With"
+        " --at-rate: the gateway sizing experiment (a fixed rate through the given limits).",
+    )
+    don.add_argument("--json", action="store_true", help="print one JSON object")
+    don.add_argument("--nodes", type=positive_int, default=4, help="relay nodes in the DON (4)")
+    don.add_argument(
+        "--requests", type=positive_int, default=1200, help="requests at saturation (1200)"
+    )
+    don.add_argument(
+        "--seconds", type=positive_float, default=4.0, help="length of the latency run (4)"
+    )
+    don.add_argument(
+        "--in-flight", type=positive_int, default=64, help="requests in flight at saturation (64)"
+    )
+    don.add_argument(
+        "--rounds", type=positive_int, default=3, help="saturation rounds, medians taken (3)"
+    )
+    don.add_argument(
+        "--at-rate",
+        type=positive_float,
+        help="sizing: send --count requests at this rate (req/s) instead, and count the answers",
+    )
+    don.add_argument("--count", type=positive_int, default=400, help="with --at-rate (400)")
+    don.add_argument(
+        "--node-rate",
+        type=_rate,
+        help="the gateway's --node-rate (default: a limit no benchmark rate reaches)",
+    )
+    don.add_argument(
+        "--global-rate",
+        type=_rate,
+        help="the gateway's --global-rate (default: a limit no benchmark rate reaches)",
+    )
+    don.set_defaults(func=_don)
+
+
+def _don(args: argparse.Namespace) -> int:
+    from workers.bench import don
+
+    node_rate = args.node_rate or don.UNBOUNDED
+    global_rate = args.global_rate or don.UNBOUNDED
+    try:
+        if args.at_rate is not None:
+            report = don.paced(
+                don.PacedSettings(
+                    rate_rps=args.at_rate,
+                    count=args.count,
+                    node_rate=node_rate,
+                    global_rate=global_rate,
+                    nodes=args.nodes,
+                )
+            )
+            print(json.dumps(report, sort_keys=True) if args.json else don.render_paced(report))
+            return EXIT_OK
+        report = don.run(
+            don.DonSettings(
+                nodes=args.nodes,
+                requests=args.requests,
+                seconds=args.seconds,
+                in_flight=args.in_flight,
+                rounds=args.rounds,
+                node_rate=node_rate,
+                global_rate=global_rate,
+            )
+        )
+    except RuntimeError as exc:  # a failed start, or a direct node request that did not succeed
+        print(f"relay bench don: {exc}", file=sys.stderr)
+        return EXIT_SELF_CHECK
+    print(json.dumps(report, sort_keys=True) if args.json else don.render(report))
+    # Every answer must be correct: a wrong or lost one fails the run, after the report.
+    return EXIT_OK if report["errors"] == 0 else EXIT_SELF_CHECK

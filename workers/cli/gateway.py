@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 
-from workers.cli.args import env_servers, js_domain, nats_servers_arg
+from workers.cli.args import env_servers, js_domain, nats_servers_arg, positive_float
+from workers.gateway import sizing
 from workers.gateway.actor import GatewayActor, GatewaySettings
 from workers.gateway.handler import (
     DonConfig,
@@ -122,9 +123,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--global-rate", type=_rate, default=RateLimit(rate=50.0, burst=10))
     p.add_argument("--node-rate", type=_rate, default=RateLimit(rate=10.0, burst=10))
     p.add_argument("--max-active", type=int, default=10_000, help="requests in flight")
+    p.add_argument(
+        "--expected-rps",
+        type=positive_float,
+        default=None,
+        help="the request rate this gateway must carry: a warning at start names any rate"
+        " limit that cannot carry it (docs/gateway.md, Sizing)",
+    )
     p.add_argument("--instance", default=None, help="replica id (default: random)")
     p.add_argument("--log-level", default=os.environ.get("RELAY_LOG_LEVEL", "INFO"))
     p.set_defaults(func=run)
+
+
+def warn_if_undersized(don: DonConfig, config: HandlerConfig, expected_rps: float | None) -> None:
+    """Log, at start, each rate limit that cannot carry the expected rate through this DON."""
+    if expected_rps is None:
+        return
+    problems = sizing.shortfalls(
+        config.per_node_rate,
+        config.global_rate,
+        members=len(don.members),
+        f=don.f,
+        expected_rps=expected_rps,
+    )
+    for problem in problems:
+        log.warning("gateway sizing: %s", problem)
+    if not problems:
+        log.info("gateway sizing: the rate limits carry %g req/s with headroom", expected_rps)
 
 
 REGISTRY_WAIT_S = 10.0
@@ -175,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.instance:
         settings = dataclasses.replace(settings, instance=args.instance)
+    if don is not None:
+        warn_if_undersized(don, config, args.expected_rps)
     try:
         run_loop(_serve(args, settings, don, http, limits))
     except OSError as exc:
@@ -217,6 +244,9 @@ async def _serve(
             await nc.close()
             raise
         membership = following
+        # The registry's DON is known only now; a later change of members is not re-checked.
+        with contextlib.suppress(MembershipUnavailable):
+            warn_if_undersized(membership.current(), settings.handler, args.expected_rps)
     else:
         membership = StaticMembership(don)
     actor = GatewayActor(nc, settings, membership)
@@ -239,12 +269,16 @@ async def _serve(
         try:
             current = membership.current()
             log.info(
-                "gateway ready: DON %s, F=%d, %d members%s, HTTP %s",
+                "gateway ready: DON %s, F=%d, %d members%s, HTTP %s;"
+                " rate limits carry at most %g req/s",
                 current.name,
                 current.f,
                 len(current.members),
                 " (from the registry)" if following is not None else "",
                 http_text,
+                sizing.carried_rps(
+                    settings.handler.per_node_rate, settings.handler.global_rate, current.f
+                ),
             )
         except MembershipUnavailable as exc:
             log.warning("gateway ready, HTTP %s, but failing closed for now: %s", http_text, exc)

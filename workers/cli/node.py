@@ -74,7 +74,9 @@ def _metrics_for(actor: str, settings: NodeSettings) -> RelayMetrics | None:
         return None
     from workers.runtime.telemetry import OtelRelayMetrics, install_prometheus
 
-    install_prometheus(settings.metrics_port, service_name=f"relay-{actor}")
+    # Loopback unless asked: in a pod, Prometheus scrapes from another address (0.0.0.0).
+    host = os.environ.get("RELAY_METRICS_HOST") or "127.0.0.1"
+    install_prometheus(settings.metrics_port, service_name=f"relay-{actor}", host=host)
     return OtelRelayMetrics()
 
 

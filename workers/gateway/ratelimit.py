@@ -39,7 +39,9 @@ class RateLimit:
         return cls(rate=rate, burst=int(match["burst"]))
 
     def __str__(self) -> str:
-        return f"{self.rate:g}rps:{self.burst}"
+        # Fixed-point, never `1e+06`: the text must parse back (it is passed on as a flag).
+        rate = f"{self.rate:.6f}".rstrip("0").rstrip(".")
+        return f"{rate}rps:{self.burst}"
 
 
 class TokenBucket:

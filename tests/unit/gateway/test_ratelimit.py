@@ -63,3 +63,11 @@ def test_a_zero_burst_never_allows() -> None:
     """Burst 0 means no response is ever let through."""
     bucket = TokenBucket(RateLimit(rate=100.0, burst=0), Clock())
     assert not bucket.allow()
+
+
+@pytest.mark.parametrize("text", ["50rps:10", "1000000rps:1000000", "0.5rps:1", "12.25rps:3"])
+def test_a_limit_prints_as_text_that_parses_back_to_it(text: str) -> None:
+    """str() of a limit is fixed-point (never 1e+06), so it can be handed on as a flag."""
+    limit = RateLimit.parse(text)
+    assert str(limit) == text
+    assert RateLimit.parse(str(limit)) == limit
