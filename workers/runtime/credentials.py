@@ -27,6 +27,7 @@ ACTORS = (
     "vault",
     "echo",
     "ops",
+    "enclave",  # a client of the gateway's NATS front, not an actor (docs/enclave-client.md)
 )
 
 
