@@ -19,6 +19,9 @@ RANKS: dict[str, int] = {
     "schemas": 0,
     "workers.attestation": 1,
     "workers.protocol": 1,
+    # The enclave client library is pure; only its optional NATS transport sits with runtime.
+    "workers.enclave": 1,
+    "workers.enclave.nats_transport": 2,
     "workers.runtime": 2,
     "workers.ingress": 3,
     "workers.verifier": 3,

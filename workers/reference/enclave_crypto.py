@@ -31,20 +31,33 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+# The enclave's side (opening) lives in the enclave client library; the vault seals with the
+# same primitives, so the two sides of the scheme cannot drift apart.
+from workers.enclave.shares import (
+    DecryptionError,
+    context,
+    decrypt_secret,
+    open_share,
+    public_hex,
+    share_key,
+)
+
+__all__ = [
+    "SHARES",
+    "DecryptionError",
+    "decrypt_secret",
+    "encrypt_secret",
+    "open_share",
+    "public_hex",
+    "seal_shares",
+]
+
 SHARES = 3
-_SCHEME = b"relay-vault-v2"
-_SHARE_INFO = b"relay-share-v2"
-
-
-class DecryptionError(Exception):
-    """A share or ciphertext does not open with this key."""
+_context = context  # the name the vault side (and its tests) use
 
 
 def _derive(seed: bytes, *parts: bytes) -> bytes:
@@ -52,21 +65,6 @@ def _derive(seed: bytes, *parts: bytes) -> bytes:
     for part in parts:
         mac.update(len(part).to_bytes(4, "big") + part)
     return mac.digest()
-
-
-def _context(name: bytes, reference: bytes) -> bytes:
-    """What a ciphertext and its shares are bound to (length-prefixed, so parts cannot shift)."""
-    return b"".join(len(p).to_bytes(4, "big") + p for p in (_SCHEME, name, reference))
-
-
-def public_hex(private: X25519PrivateKey) -> str:
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-
-
-def _share_key(shared: bytes, ephemeral_pub: bytes, enclave_pub: bytes) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=ephemeral_pub + enclave_pub, info=_SHARE_INFO
-    ).derive(shared)
 
 
 def seal_shares(
@@ -77,25 +75,12 @@ def seal_shares(
     ephemeral = X25519PrivateKey.from_private_bytes(ephemeral_seed)
     ephemeral_pub = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(enclave_pub))
-    aead = AESGCM(_share_key(shared, ephemeral_pub, enclave_pub))
+    aead = AESGCM(share_key(shared, ephemeral_pub, enclave_pub))
     sealed = []
     for i, share in enumerate(shares):
         nonce = hashlib.sha256(b"nonce" + ephemeral_seed + bytes([i])).digest()[:12]
         sealed.append(ephemeral_pub + nonce + aead.encrypt(nonce, share, context + bytes([i])))
     return sealed
-
-
-def open_share(sealed: bytes, private: X25519PrivateKey, context: bytes, index: int) -> bytes:
-    if len(sealed) < 32 + 12 + 16:
-        raise DecryptionError("sealed share too short")
-    ephemeral_pub, nonce, body = sealed[:32], sealed[32:44], sealed[44:]
-    enclave_pub = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_pub))
-    aead = AESGCM(_share_key(shared, ephemeral_pub, enclave_pub))
-    try:
-        return aead.decrypt(nonce, body, context + bytes([index]))
-    except InvalidTag as exc:
-        raise DecryptionError("share is not sealed to this key, secret and request") from exc
 
 
 def encrypt_secret(
@@ -127,26 +112,3 @@ def encrypt_secret(
     shares = [*parts, last]
     ephemeral_seed = _derive(seed, b"ephemeral", secret_id, enclave_pub, reference)
     return ciphertext, seal_shares(shares, enclave_pub, ephemeral_seed, context)
-
-
-def decrypt_secret(
-    ciphertext: bytes,
-    sealed_shares: list[bytes],
-    private: X25519PrivateKey,
-    *,
-    name: bytes,
-    reference: bytes,
-) -> bytes:
-    """What the enclave does: open every share, XOR them into the data key, open the value;
-    `name` (namespace/key) and `reference` must be the ones the vault sealed them for."""
-    if not sealed_shares:
-        raise DecryptionError("no shares")
-    context = _context(name, reference)
-    key = bytes(32)
-    for index, sealed in enumerate(sealed_shares):
-        share = open_share(sealed, private, context, index)
-        key = bytes(a ^ b for a, b in zip(key, share, strict=True))
-    try:
-        return AESGCM(key).decrypt(ciphertext[:12], ciphertext[12:], context)
-    except (InvalidTag, ValueError) as exc:
-        raise DecryptionError("ciphertext does not open with the recovered key") from exc

@@ -1,0 +1,198 @@
+"""`EnclaveClient`: what an enclave program calls (docs/enclave-client.md).
+
+Sans-IO at its core: `secrets_call` / `capability_call` give a request body to send however the
+enclave reaches the gateway, `open_secrets` / `open_capability` read the answer body. `get_secrets`
+and `execute` do both over a synchronous transport (`HttpTransport`); with the asynchronous
+`NatsTransport`, await `transport.send(call.body)` between the two halves.
+
+Each secrets call uses a fresh X25519 key pair: its private half never leaves the call object,
+and its public half is what the vault seals the shares to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import os
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from schemas import rpc
+from workers.enclave import answers, pb, requests, shares
+from workers.enclave.attest import AttestationSource
+from workers.enclave.errors import AnswerError
+from workers.protocol.binding import DomainHashVersion
+
+
+class SyncTransport(Protocol):
+    def send(self, body: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """One requested secret, opened: `value`, or `error` (the vault's or the relay's)."""
+
+    namespace: str
+    key: str
+    value: bytes | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SecretsCall:
+    prepared: requests.Prepared
+    key: X25519PrivateKey = field(repr=False)
+
+    @property
+    def body(self) -> bytes:
+        return self.prepared.body
+
+
+@dataclass(frozen=True)
+class CapabilityCall:
+    prepared: requests.Prepared
+
+    @property
+    def body(self) -> bytes:
+        return self.prepared.body
+
+
+class EnclaveClient:
+    """One workflow execution's client: who it is, how it attests, how it binds."""
+
+    def __init__(
+        self,
+        *,
+        source: AttestationSource,
+        workflow_id: str,
+        owner: str,
+        execution_id: str,
+        org_id: str = "",
+        domain_hash: DomainHashVersion = "v1",
+    ) -> None:
+        self._source = source
+        self._workflow_id = workflow_id
+        self._owner = owner
+        self._execution_id = execution_id
+        self._org_id = org_id
+        self._domain_hash: DomainHashVersion = domain_hash
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(6).hex()
+
+    def _next_id(self) -> str:
+        # Unique per call: the gateway refuses an id already in flight, and the reference vault
+        # binds the shares to it.
+        return f"enclave-{self._id_prefix}-{next(self._ids)}"
+
+    def secrets_call(
+        self, secrets: list[tuple[str, str]], *, request_id: str | None = None
+    ) -> SecretsCall:
+        """A `confidential.secrets.get` for (namespace, key) pairs, with a fresh key pair."""
+        key = X25519PrivateKey.generate()
+        params = requests.secrets_params(
+            workflow_id=self._workflow_id,
+            owner_address=self._owner,
+            execution_id=self._execution_id,
+            org_id=self._org_id,
+            secrets=secrets,
+            enclave_public_key=shares.public_hex(key),
+        )
+        prepared = requests.prepare(
+            params,
+            request_id=request_id or self._next_id(),
+            source=self._source,
+            version=self._domain_hash,
+        )
+        return SecretsCall(prepared=prepared, key=key)
+
+    def capability_call(
+        self,
+        capability_id: str,
+        method: str,
+        *,
+        type_url: str = "",
+        value: bytes = b"",
+        reference_id: str = "",
+        request_id: str | None = None,
+    ) -> CapabilityCall:
+        """A `confidential.capability.execute` of `capability_id`'s `method` with an Any input.
+
+        `reference_id` identifies the call within the execution (upstream: the sdk callback id);
+        a retry with the same one gets the first answer, never a second execution."""
+        rid = request_id or self._next_id()
+        params = requests.capability_params(
+            workflow_id=self._workflow_id,
+            owner_address=self._owner,
+            execution_id=self._execution_id,
+            org_id=self._org_id,
+            reference_id=reference_id or rid,
+            capability_id=capability_id,
+            payload=pb.capability_request(method, type_url=type_url, value=value),
+        )
+        prepared = requests.prepare(
+            params, request_id=rid, source=self._source, version=self._domain_hash
+        )
+        return CapabilityCall(prepared=prepared)
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def open_secrets(self, call: SecretsCall, body: bytes) -> list[Secret]:
+        """The answer's secrets in request order, each opened with the call's private key."""
+        result = answers.result_of(body, request_id=call.prepared.id)
+        params = call.prepared.params
+        assert isinstance(params, rpc.SecretsRequestParams)
+        return [
+            self._open(call, entry)
+            for entry in answers.secrets_in_request_order(result, params.secrets or ())
+        ]
+
+    def _open(self, call: SecretsCall, entry: answers.SecretAnswer) -> Secret:
+        if entry.error:
+            return Secret(namespace=entry.namespace, key=entry.key, error=entry.error)
+        try:
+            ciphertext = base64.b64decode(entry.ciphertext, validate=True)
+            sealed = [base64.b64decode(s, validate=True) for s in entry.encrypted_shares]
+        except (binascii.Error, ValueError) as exc:
+            raise AnswerError(f"secret {entry.namespace}/{entry.key} is not base64") from exc
+        value = shares.decrypt_secret(
+            ciphertext,
+            sealed,
+            call.key,
+            name=f"{entry.namespace}/{entry.key}".encode(),
+            reference=call.prepared.id.encode(),
+        )
+        return Secret(namespace=entry.namespace, key=entry.key, value=value)
+
+    def open_capability(self, call: CapabilityCall, body: bytes) -> pb.CapabilityResponse:
+        """The capability's answer: its Any, or its own error (a successful call either way)."""
+        answer = answers.capability_answer(answers.result_of(body, request_id=call.prepared.id))
+        if answer.error:
+            return pb.CapabilityResponse(error=answer.error)
+        try:
+            return pb.capability_response(answer.response)
+        except pb.ProtobufError as exc:
+            raise AnswerError(f"capability payload is not a CapabilityResponse: {exc}") from exc
+
+    # --- one call, synchronous ----------------------------------------------------------------
+
+    def get_secrets(self, transport: SyncTransport, secrets: list[tuple[str, str]]) -> list[Secret]:
+        call = self.secrets_call(secrets)
+        return self.open_secrets(call, transport.send(call.body))
+
+    def execute(
+        self,
+        transport: SyncTransport,
+        capability_id: str,
+        method: str,
+        *,
+        type_url: str = "",
+        value: bytes = b"",
+        reference_id: str = "",
+    ) -> pb.CapabilityResponse:
+        call = self.capability_call(
+            capability_id, method, type_url=type_url, value=value, reference_id=reference_id
+        )
+        return self.open_capability(call, transport.send(call.body))

@@ -1,0 +1,135 @@
+"""Building and binding the enclave's requests (PROTOCOL 2.3, 2.4, 3.1; 10.9 for DomainHash v2).
+
+A request is built in three steps, each usable on its own:
+
+1. params (`secrets_params`, `capability_params`): the owner in EIP-55 form and an empty
+   namespace defaulted to `main`, as upstream's enclave does before it marshals;
+2. the binding (`user_data`): Go's `json.Marshal` of the params without `attestation`, hashed
+   with the method's domain tag (`workers.protocol.binding.domain_hash`, v1 or v2);
+3. `prepare`: the attestation document from a source, then the JSON-RPC body to send.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import msgspec
+
+from schemas import rpc
+from workers.enclave.attest import AttestationSource
+from workers.protocol import binding, owner
+from workers.protocol.binding import DomainHashVersion
+
+Params = rpc.SecretsRequestParams | rpc.CapabilityRequestParams
+
+
+def secrets_params(
+    *,
+    workflow_id: str,
+    owner_address: str,
+    execution_id: str,
+    secrets: list[tuple[str, str]],
+    enclave_public_key: str,
+    org_id: str = "",
+) -> rpc.SecretsRequestParams:
+    """`confidential.secrets.get` params; `secrets` are (namespace, key) pairs, in order."""
+    return rpc.SecretsRequestParams(
+        workflow_id=workflow_id,
+        owner=owner.to_checksum_address(owner_address),
+        execution_id=execution_id,
+        org_id=org_id,
+        secrets=tuple(
+            rpc.SecretIdentifier(key=key, namespace=namespace or rpc.VaultDefaultNamespace)
+            for namespace, key in secrets
+        ),
+        enclave_public_key=enclave_public_key,
+    )
+
+
+def capability_params(
+    *,
+    workflow_id: str,
+    owner_address: str,
+    execution_id: str,
+    reference_id: str,
+    capability_id: str,
+    payload: bytes,
+    org_id: str = "",
+) -> rpc.CapabilityRequestParams:
+    """`confidential.capability.execute` params; `payload` is a serialised
+    `sdk.v1alpha.CapabilityRequest` (see `capability_request`)."""
+    return rpc.CapabilityRequestParams(
+        workflow_id=workflow_id,
+        owner=owner.to_checksum_address(owner_address),
+        execution_id=execution_id,
+        org_id=org_id,
+        reference_id=reference_id,
+        capability_id=capability_id,
+        payload=base64.b64encode(payload).decode("ascii"),
+    )
+
+
+def method_of(params: Params) -> str:
+    if isinstance(params, rpc.SecretsRequestParams):
+        return rpc.MethodSecretsGet
+    return rpc.MethodCapabilityExec
+
+
+def params_json(params: Params) -> bytes:
+    """Go's `json.Marshal` of the params exactly as the relay re-encodes them."""
+    if isinstance(params, rpc.SecretsRequestParams):
+        return rpc.encode_secrets_params(params)
+    return rpc.encode_capability_params(params)
+
+
+def user_data(params: Params, version: DomainHashVersion = "v1") -> bytes:
+    """What the attestation document's `user_data` must be: DomainHash(tag, params without
+    attestation)."""
+    unattested = msgspec.structs.replace(params, attestation="")
+    return binding.domain_hash(
+        binding.domain_tag(method_of(params)), params_json(unattested), version
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One request ready to send: its id, method, the params as sent, and the body."""
+
+    id: str
+    method: str
+    params: Params
+    body: bytes
+
+
+def prepare(
+    params: Params,
+    *,
+    request_id: str,
+    source: AttestationSource,
+    version: DomainHashVersion = "v1",
+) -> Prepared:
+    """Attest `params` through `source` and wrap them in a JSON-RPC 2.0 request."""
+    document = source.attest(user_data(params, version))
+    sent = msgspec.structs.replace(params, attestation=base64.b64encode(document).decode("ascii"))
+    body = rpc.encode_request(
+        rpc.Request(
+            jsonrpc=rpc.JsonRpcVersion,
+            id=request_id,
+            method=method_of(sent),
+            params=params_json(sent),
+        )
+    )
+    return Prepared(id=request_id, method=method_of(sent), params=sent, body=body)
+
+
+__all__ = [
+    "Params",
+    "Prepared",
+    "capability_params",
+    "method_of",
+    "params_json",
+    "prepare",
+    "secrets_params",
+    "user_data",
+]
