@@ -18,7 +18,7 @@ from workers.enclave.errors import TransportError
 INBOX_PREFIX = subjects.inbox_prefix("enclave")
 
 
-async def connect(url: str, *, user: str, password: str) -> Client:
+async def connect(url: str, *, user: str | None, password: str | None) -> Client:
     """A connection as the enclave client user, reading answers only in its own inbox."""
     try:
         return await nats.connect(
