@@ -28,6 +28,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.compute_request",
     "workers.cli.keys",
     "workers.cli.health",
+    "workers.cli.enclave",
 )
 
 

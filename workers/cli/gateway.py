@@ -1,6 +1,8 @@
 """`relay gateway`: the enclave-facing gateway of one relay DON (HTTP front + NATS front).
 
-It fans each request out to every DON member over NATS and answers what F+1 nodes agree on.
+It fans each request out to every DON member over NATS and answers what F+1 nodes agree on
+(`--protocol n1`, G0'), or forwards a bundle of the nodes' signed answers for the enclave to
+pick from (`--protocol current`, G3: PROTOCOL 10.10).
 SIGTERM or Ctrl-C drains: the listener closes, in-flight requests finish (bounded), then it exits.
 """
 
@@ -118,7 +120,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds")
     p.add_argument("--request-timeout", type=float, default=30.0, help="seconds")
     p.add_argument("--node-send-timeout", type=float, default=10.0, help="seconds")
-    p.add_argument("--sweep-interval", type=float, default=5.0, help="seconds")
+    p.add_argument(
+        "--protocol",
+        choices=("n1", "current"),
+        default=os.environ.get("RELAY_PROTOCOL", "n1"),
+        help="n1: F+1 identical answers (G0'); current: a bundle of signed answers (G3)",
+    )
+    p.add_argument(
+        "--quorum-grace",
+        type=float,
+        default=10.0,
+        help="current: seconds to wait for more signed answers once F+1 are in (negative: off)",
+    )
+    p.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=None,
+        help="seconds (default 5 for n1, 1 for current, as upstream's tickers)",
+    )
     p.add_argument("--drain-timeout", type=float, default=10.0, help="seconds")
     p.add_argument("--global-rate", type=_rate, default=RateLimit(rate=50.0, burst=10))
     p.add_argument("--node-rate", type=_rate, default=RateLimit(rate=10.0, burst=10))
@@ -176,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
             global_rate=args.global_rate,
             per_node_rate=args.node_rate,
             max_active_requests=args.max_active,
+            protocol=args.protocol,
+            quorum_grace_s=args.quorum_grace,
         )
         limits = HttpLimits(
             header_timeout_s=args.header_timeout,
@@ -192,7 +213,9 @@ def run(args: argparse.Namespace) -> int:
         settings = GatewaySettings(
             don=args.don,
             handler=config,
-            sweep_interval_s=args.sweep_interval,
+            sweep_interval_s=args.sweep_interval
+            if args.sweep_interval is not None
+            else (1.0 if args.protocol == "current" else 5.0),
             drain_timeout_s=args.drain_timeout,
         )
     except ValueError as exc:
@@ -271,6 +294,8 @@ async def _serve(
             log.info(
                 "gateway ready: DON %s, F=%d, %d members%s, HTTP %s;"
                 " rate limits carry at most %g req/s",
+                "gateway ready (%s): DON %s, F=%d, %d members%s, HTTP %s",
+                settings.handler.protocol,
                 current.name,
                 current.f,
                 len(current.members),

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from schemas import rpc
 from workers.enclave.errors import AnswerError, RelayError
 
@@ -32,11 +34,21 @@ class SecretAnswer:
     error: str = ""
 
 
+class _Envelope(msgspec.Struct, frozen=True):
+    result: msgspec.Raw = msgspec.Raw()
+
+
 def result_of(body: bytes, *, request_id: str) -> Any:
     """The decoded `result` of a JSON-RPC response to `request_id`; RelayError for an error."""
+    return json.loads(result_bytes(body, request_id=request_id))
+
+
+def result_bytes(body: bytes, *, request_id: str) -> bytes:
+    """The raw JSON of the `result` of a response to `request_id`; RelayError for an error."""
     try:
         envelope = json.loads(body)
-    except ValueError as exc:
+        raw = msgspec.json.decode(body, type=_Envelope).result
+    except (ValueError, msgspec.DecodeError) as exc:
         raise AnswerError(f"answer is not JSON: {exc}") from exc
     if not isinstance(envelope, dict) or envelope.get("jsonrpc") != rpc.JsonRpcVersion:
         raise AnswerError("answer is not a JSON-RPC 2.0 response")
@@ -53,7 +65,7 @@ def result_of(body: bytes, *, request_id: str) -> Any:
         raise AnswerError(f"answer is for id {envelope.get('id')!r}, not {request_id!r}")
     if "result" not in envelope or envelope["result"] is None:
         raise AnswerError("answer has neither result nor error")
-    return envelope["result"]
+    return bytes(raw)
 
 
 def secrets_in_request_order(

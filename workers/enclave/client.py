@@ -14,14 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from schemas import rpc
-from workers.enclave import answers, pb, requests, shares
+from schemas import current, rpc
+from workers.enclave import answers, bundle, pb, requests, shares
 from workers.enclave.attest import AttestationSource
 from workers.enclave.errors import AnswerError
 from workers.protocol.binding import DomainHashVersion
@@ -71,14 +72,21 @@ class EnclaveClient:
         owner: str,
         execution_id: str,
         org_id: str = "",
-        domain_hash: DomainHashVersion = "v1",
+        enclave_config: current.EnclaveConfig | None = None,
+        domain_hash: DomainHashVersion | None = None,
     ) -> None:
+        """Without `enclave_config`: protocol `n1` (the gateway's F+1 answer, DomainHash v1 by
+        default). With it: protocol `current` (a bundle of signed answers, checked against its
+        signers and F; DomainHash v2 by default, as current enclaves attest)."""
         self._source = source
         self._workflow_id = workflow_id
         self._owner = owner
         self._execution_id = execution_id
         self._org_id = org_id
-        self._domain_hash: DomainHashVersion = domain_hash
+        self._config = enclave_config
+        self._domain_hash: DomainHashVersion = domain_hash or (
+            "v1" if enclave_config is None else "v2"
+        )
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(6).hex()
 
@@ -99,6 +107,7 @@ class EnclaveClient:
             org_id=self._org_id,
             secrets=secrets,
             enclave_public_key=shares.public_hex(key),
+            enclave_config=self._config,
         )
         prepared = requests.prepare(
             params,
@@ -131,6 +140,7 @@ class EnclaveClient:
             reference_id=reference_id or rid,
             capability_id=capability_id,
             payload=pb.capability_request(method, type_url=type_url, value=value),
+            enclave_config=self._config,
         )
         prepared = requests.prepare(
             params, request_id=rid, source=self._source, version=self._domain_hash
@@ -139,11 +149,25 @@ class EnclaveClient:
 
     # --- answers ---------------------------------------------------------------------------
 
+    def _result(self, prepared: requests.Prepared, body: bytes) -> object:
+        """n1: the gateway's answer as JSON; current: the result the bundle's signers chose."""
+        raw = answers.result_bytes(body, request_id=prepared.id)
+        params = prepared.params
+        if not isinstance(params, current.SecretsRequestParams | current.CapabilityRequestParams):
+            return json.loads(raw)
+        chosen = bundle.select(prepared.method, params, bundle.decode_bundle(prepared.method, raw))
+        if isinstance(chosen.result, rpc.SecretsResponseResult):
+            return json.loads(rpc.encode_secrets_result(chosen.result))
+        return json.loads(rpc.encode_capability_result(chosen.result))
+
     def open_secrets(self, call: SecretsCall, body: bytes) -> list[Secret]:
-        """The answer's secrets in request order, each opened with the call's private key."""
-        result = answers.result_of(body, request_id=call.prepared.id)
+        """The answer's secrets in request order, each opened with the call's private key.
+
+        Under `current` the answer is first picked from the bundle (10.6): NoQuorum when no
+        result has F+1 valid distinct signers."""
+        result = self._result(call.prepared, body)
         params = call.prepared.params
-        assert isinstance(params, rpc.SecretsRequestParams)
+        assert isinstance(params, rpc.SecretsRequestParams | current.SecretsRequestParams)
         return [
             self._open(call, entry)
             for entry in answers.secrets_in_request_order(result, params.secrets or ())
@@ -168,7 +192,7 @@ class EnclaveClient:
 
     def open_capability(self, call: CapabilityCall, body: bytes) -> pb.CapabilityResponse:
         """The capability's answer: its Any, or its own error (a successful call either way)."""
-        answer = answers.capability_answer(answers.result_of(body, request_id=call.prepared.id))
+        answer = answers.capability_answer(self._result(call.prepared, body))
         if answer.error:
             return pb.CapabilityResponse(error=answer.error)
         try:

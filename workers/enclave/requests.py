@@ -16,12 +16,18 @@ from dataclasses import dataclass
 
 import msgspec
 
-from schemas import rpc
+from schemas import current, rpc
 from workers.enclave.attest import AttestationSource
 from workers.protocol import binding, owner
 from workers.protocol.binding import DomainHashVersion
 
-Params = rpc.SecretsRequestParams | rpc.CapabilityRequestParams
+Params = (
+    rpc.SecretsRequestParams
+    | rpc.CapabilityRequestParams
+    | current.SecretsRequestParams
+    | current.CapabilityRequestParams
+)
+SecretsParams = rpc.SecretsRequestParams | current.SecretsRequestParams
 
 
 def secrets_params(
@@ -32,19 +38,25 @@ def secrets_params(
     secrets: list[tuple[str, str]],
     enclave_public_key: str,
     org_id: str = "",
-) -> rpc.SecretsRequestParams:
-    """`confidential.secrets.get` params; `secrets` are (namespace, key) pairs, in order."""
-    return rpc.SecretsRequestParams(
-        workflow_id=workflow_id,
-        owner=owner.to_checksum_address(owner_address),
-        execution_id=execution_id,
-        org_id=org_id,
-        secrets=tuple(
+    enclave_config: current.EnclaveConfig | None = None,
+) -> SecretsParams:
+    """`confidential.secrets.get` params; `secrets` are (namespace, key) pairs, in order.
+
+    With `enclave_config` they are the current protocol's params (10.12), else N1's."""
+    fields = {
+        "workflow_id": workflow_id,
+        "owner": owner.to_checksum_address(owner_address),
+        "execution_id": execution_id,
+        "org_id": org_id,
+        "secrets": tuple(
             rpc.SecretIdentifier(key=key, namespace=namespace or rpc.VaultDefaultNamespace)
             for namespace, key in secrets
         ),
-        enclave_public_key=enclave_public_key,
-    )
+        "enclave_public_key": enclave_public_key,
+    }
+    if enclave_config is None:
+        return rpc.SecretsRequestParams(**fields)  # type: ignore[arg-type]
+    return current.SecretsRequestParams(**fields, enclave_config=enclave_config)  # type: ignore[arg-type]
 
 
 def capability_params(
@@ -56,22 +68,28 @@ def capability_params(
     capability_id: str,
     payload: bytes,
     org_id: str = "",
-) -> rpc.CapabilityRequestParams:
+    enclave_config: current.EnclaveConfig | None = None,
+) -> rpc.CapabilityRequestParams | current.CapabilityRequestParams:
     """`confidential.capability.execute` params; `payload` is a serialised
-    `sdk.v1alpha.CapabilityRequest` (see `capability_request`)."""
-    return rpc.CapabilityRequestParams(
-        workflow_id=workflow_id,
-        owner=owner.to_checksum_address(owner_address),
-        execution_id=execution_id,
-        org_id=org_id,
-        reference_id=reference_id,
-        capability_id=capability_id,
-        payload=base64.b64encode(payload).decode("ascii"),
-    )
+    `sdk.v1alpha.CapabilityRequest` (`workers.enclave.pb.capability_request`).
+
+    With `enclave_config` they are the current protocol's params (10.12), else N1's."""
+    fields = {
+        "workflow_id": workflow_id,
+        "owner": owner.to_checksum_address(owner_address),
+        "execution_id": execution_id,
+        "org_id": org_id,
+        "reference_id": reference_id,
+        "capability_id": capability_id,
+        "payload": base64.b64encode(payload).decode("ascii"),
+    }
+    if enclave_config is None:
+        return rpc.CapabilityRequestParams(**fields)
+    return current.CapabilityRequestParams(**fields, enclave_config=enclave_config)
 
 
 def method_of(params: Params) -> str:
-    if isinstance(params, rpc.SecretsRequestParams):
+    if isinstance(params, rpc.SecretsRequestParams | current.SecretsRequestParams):
         return rpc.MethodSecretsGet
     return rpc.MethodCapabilityExec
 
@@ -80,7 +98,11 @@ def params_json(params: Params) -> bytes:
     """Go's `json.Marshal` of the params exactly as the relay re-encodes them."""
     if isinstance(params, rpc.SecretsRequestParams):
         return rpc.encode_secrets_params(params)
-    return rpc.encode_capability_params(params)
+    if isinstance(params, rpc.CapabilityRequestParams):
+        return rpc.encode_capability_params(params)
+    if isinstance(params, current.SecretsRequestParams):
+        return current.encode_secrets_params(params)
+    return current.encode_capability_params(params)
 
 
 def user_data(params: Params, version: DomainHashVersion = "v1") -> bytes:

@@ -24,10 +24,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from schemas import rpc
-from workers.gateway import aggregator, envelope
+from workers.gateway import aggregator, bundle, envelope, g3
 from workers.gateway.errors import ErrorCode, GatewayReply, wire_message
 from workers.gateway.metrics import GatewayMetrics
 from workers.gateway.ratelimit import RateLimit, TokenBucket
@@ -106,12 +106,21 @@ class HandlerConfig:
     per_node_rate: RateLimit = field(default_factory=lambda: RateLimit(rate=10.0, burst=10))
     # A memory bound: beyond it new requests get LimitExceeded instead of queueing forever.
     max_active_requests: int = 10_000
+    # `n1`: G0' (F+1 identical answers); `current`: G3 (a bundle of signed answers, 10.10).
+    protocol: Literal["n1", "current"] = "n1"
+    # G3's quorumGraceMillis in seconds: how long to wait for more signed answers once F+1 are in
+    # (negative: off; clamped to the request timeout).
+    quorum_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("request_timeout_s", "node_send_timeout_s"):
             require_seconds(name, getattr(self, name))
         if self.max_active_requests < 1:
             raise ValueError("max_active_requests must be at least 1")
+        if self.protocol not in ("n1", "current"):
+            raise ValueError(f"protocol must be n1 or current, got {self.protocol!r}")
+        if self.quorum_grace_s != self.quorum_grace_s:
+            raise ValueError("quorum_grace_s must be a number")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,9 @@ class _Active:
     responses: dict[str, envelope.NodeResponse] = field(default_factory=dict)
     collected: dict[str, aggregator.Collected] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
+    # G3 (protocol current): each answer classified, and the quorum-grace deadline once armed.
+    entries: dict[str, bundle.Entry] = field(default_factory=dict)
+    grace_deadline: float | None = None
 
     def reachable(self) -> int:
         return len(self.don.members) - len(self.failed - self.responses.keys())
@@ -412,6 +424,12 @@ class GatewayHandler:
         if not self._global_bucket.allow():
             log.debug("global relay rate limit exceeded (node %s)", node)
             return self._dropped(NodeOutcome.GLOBAL_RATE_LIMITED)
+        if self._config.protocol == "current":
+            entry = self._classify(active, node, resp)
+            active.responses[node] = resp
+            active.entries[node] = entry
+            self._decide(active)
+            return NodeOutcome.ACCEPTED
         try:
             digest: str | None = envelope.digest(resp)
         except envelope.DigestError as exc:
@@ -428,6 +446,9 @@ class GatewayHandler:
         return NodeOutcome.ACCEPTED
 
     def _decide(self, active: _Active) -> None:
+        if self._config.protocol == "current":
+            self._decide_g3(active, expired=False)
+            return
         try:
             decision = aggregator.aggregate(
                 active.collected, f=active.don.f, expected=active.reachable()
@@ -466,8 +487,13 @@ class GatewayHandler:
     # --- expiry and shutdown ---------------------------------------------------------------
 
     def sweep(self) -> int:
-        """Expire requests older than the timeout (strictly); returns how many expired."""
+        """Expire requests older than the timeout (strictly); returns how many expired.
+
+        G3 also forwards here every request whose quorum-grace deadline has passed with F+1
+        signed answers in (upstream's 1 s ticker)."""
         now = self._clock()
+        if self._config.protocol == "current":
+            return self._sweep_g3(now)
         expired = [
             a for a in self._active.values() if now - a.created > self._config.request_timeout_s
         ]
@@ -483,6 +509,86 @@ class GatewayHandler:
                 ),
             )
         return len(expired)
+
+    # --- G3 (protocol current) -------------------------------------------------------------
+
+    @staticmethod
+    def _classify(active: _Active, node: str, resp: envelope.NodeResponse) -> bundle.Entry:
+        entry = bundle.classify(resp, active.request.method)
+        if entry.kind != "signed":
+            log.warning(
+                "relay node response not bundled: node=%s id=%r kind=%s sample=%s",
+                node,
+                active.request.id,
+                entry.kind,
+                entry.sample,
+            )
+        return entry
+
+    def _counts(self, active: _Active) -> g3.Counts:
+        kinds = [e.kind for e in active.entries.values()]
+        return g3.Counts(
+            signed=kinds.count("signed"),
+            errors=kinds.count("error"),
+            undecodable=kinds.count("undecodable"),
+            members=len(active.don.members),
+            reachable=active.reachable(),
+        )
+
+    def _decide_g3(self, active: _Active, *, expired: bool) -> None:
+        decision = g3.decide(self._counts(active), active.don.f, expired=expired)
+        if isinstance(decision, g3.Wait):
+            if decision.arm_grace and active.grace_deadline is None:
+                grace = g3.grace_seconds(
+                    self._config.quorum_grace_s, self._config.request_timeout_s
+                )
+                active.grace_deadline = self._clock() + grace
+            return
+        if isinstance(decision, g3.Fail):
+            log.error("relay request %r failed: %s", active.request.id, decision.message)
+            self._complete(active, self._error(active.request.id, decision.code, decision.message))
+            return
+        self._forward_g3(active)
+
+    def _forward_g3(self, active: _Active) -> None:
+        signed = [
+            entry.signed
+            for _, entry in sorted(active.entries.items())
+            if entry.kind == "signed" and entry.signed is not None
+        ]
+        try:
+            body = bundle.forward_body(active.request.id, active.request.method, signed)
+        except bundle.UnknownRelayMethod as exc:
+            self._complete(active, self._error(active.request.id, ErrorCode.FatalError, str(exc)))
+            return
+        except Exception:
+            log.exception("failed to encode the bundle for request %r", active.request.id)
+            self._complete(
+                active,
+                self._error(
+                    active.request.id,
+                    ErrorCode.NodeReponseEncodingError,
+                    ErrorCode.NodeReponseEncodingError.label,
+                ),
+            )
+            return
+        log.debug("forwarding %d signed responses for %r", len(signed), active.request.id)
+        self._complete(active, GatewayReply(body=body, code=ErrorCode.NoError))
+
+    def _sweep_g3(self, now: float) -> int:
+        expired = 0
+        for active in list(self._active.values()):
+            if now - active.created > self._config.request_timeout_s:
+                expired += 1
+                self._decide_g3(active, expired=True)
+            elif (
+                active.grace_deadline is not None
+                and now >= active.grace_deadline
+                and self._counts(active).signed >= active.don.quorum
+            ):
+                log.debug("quorum grace over for %r: forwarding", active.request.id)
+                self._forward_g3(active)
+        return expired
 
     def fail_all(self, message: str) -> int:
         """Answer every active request with a fatal error (shutdown after the drain window)."""

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 from google.protobuf import any_pb2
 
-from schemas import capability, rpc
+from schemas import capability, current, rpc
 from schemas.proto.gen import vault_pb2
 from workers.attestation.testchain import TestChain
 from workers.dispatch import secrets as dispatch_secrets
 from workers.enclave.attest import SimulatedSource
 from workers.enclave.client import EnclaveClient
-from workers.enclave.errors import AnswerError, RelayError
+from workers.enclave.errors import AnswerError, NoQuorum, RelayError
 from workers.enclave.shares import DecryptionError
-from workers.protocol import binding, owner
+from workers.protocol import binding, enclave_config, owner, signed
 from workers.reference import vault
 
 OWNER = "0xab5801a7d398351b8be11c439e05c5b3259aec9b"
@@ -145,3 +146,59 @@ def test_a_requested_secret_without_an_entry_is_that_secrets_error(client: Encla
         "secret missing from relay response",
     )
     assert (api.key, api.value, api.error) == ("API_KEY", b"s3cr3t", "")
+
+
+KEYS = [signed.NodeKey(bytes([i + 1]) * 32) for i in range(4)]
+CONFIG = enclave_config.for_don([k.public_key for k in KEYS], 1, b"mpk", 1)
+
+
+class BundlingRelay(InProcessRelay):
+    """Four current nodes behind a G3 gateway, three of them answering: each signs what it
+    answers; the first `liars` each sign a different wrong ciphertext (with their own keys)."""
+
+    def __init__(self, liars: int) -> None:
+        super().__init__()
+        self.liars = liars
+
+    def send(self, body: bytes) -> bytes:
+        request = json.loads(body)
+        honest = json.loads(super().send(body))["result"]
+        sent = current.decode_secrets_params(json.dumps(request["params"]).encode())
+        good = current.decode_secrets_result(json.dumps(honest).encode())
+        entries = [
+            signed.sign_secrets(key, sent, self.lie(good, i) if i < self.liars else good)
+            for i, key in enumerate(KEYS[:3])
+        ]
+        raw = current.encode_secrets_bundle(
+            current.SignedSecretsResponseBundle(responses=tuple(entries))
+        )
+        return rpc.encode_response(id=request["id"], method=request["method"], result=raw)
+
+    @staticmethod
+    def lie(good: rpc.SecretsResponseResult, i: int) -> rpc.SecretsResponseResult:
+        entries = tuple(
+            msgspec.structs.replace(e, ciphertext=f"bGll{i}A==") for e in good.secrets or ()
+        )
+        return rpc.SecretsResponseResult(secrets=entries)
+
+
+def current_client() -> EnclaveClient:
+    return EnclaveClient(
+        source=SimulatedSource(TestChain()),
+        workflow_id="wf",
+        owner=OWNER,
+        execution_id="00" * 32,
+        enclave_config=CONFIG,
+    )
+
+
+def test_under_current_the_client_picks_the_f_plus_1_signed_result_and_opens_it() -> None:
+    """One liar of three signers: the two honest signatures win and the secret opens."""
+    (secret,) = current_client().get_secrets(BundlingRelay(liars=1), [("", "API_KEY")])
+    assert secret.value == b"s3cr3t"
+
+
+def test_under_current_two_liars_leave_no_quorum_and_nothing_is_opened() -> None:
+    """Two of three signers lie, each differently: no result has F+1 signers, no value."""
+    with pytest.raises(NoQuorum, match="verifying secrets response: no relay-DON result"):
+        current_client().get_secrets(BundlingRelay(liars=2), [("", "API_KEY")])

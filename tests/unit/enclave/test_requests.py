@@ -13,7 +13,7 @@ from schemas.proto.gen import sdk_pb2
 from workers.attestation.testchain import TestChain
 from workers.enclave import pb, requests
 from workers.enclave.attest import SimulatedSource
-from workers.protocol import binding
+from workers.protocol import binding, enclave_config
 
 OWNER = "0xab5801a7d398351b8be11c439e05c5b3259aec9b"
 
@@ -94,3 +94,38 @@ def test_a_capability_response_is_read_as_protobuf_writes_it() -> None:
     assert pb.capability_response(b"") == pb.CapabilityResponse()
     with pytest.raises(pb.ProtobufError):
         pb.capability_response(b"\x0a\x05ab")
+
+
+@pytest.mark.parametrize("method", ["secrets", "capability"])
+def test_current_params_carry_the_enclave_config_and_bind_as_the_current_relay_recomputes(
+    source: SimulatedSource, method: str
+) -> None:
+    """With an EnclaveConfig: the current field set, DomainHash v2, equal to bind_current's."""
+    config = enclave_config.for_don([bytes([i]) * 32 for i in (3, 1, 2)], 1, b"mpk", 1)
+    if method == "secrets":
+        params: requests.Params = requests.secrets_params(
+            workflow_id="wf",
+            owner_address=OWNER,
+            execution_id="00" * 32,
+            secrets=[("", "K")],
+            enclave_public_key="ab" * 32,
+            enclave_config=config,
+        )
+    else:
+        params = requests.capability_params(
+            workflow_id="wf",
+            owner_address=OWNER,
+            execution_id="00" * 32,
+            reference_id="",
+            capability_id="echo@1.0.0",
+            payload=b"",
+            enclave_config=config,
+        )
+    prepared = requests.prepare(params, request_id="r-2", source=source, version="v2")
+    sent = json.loads(prepared.body)["params"]
+    assert sent["enclave_config"]["f"] == 1
+    if method == "capability":  # never omitted under current (10.12), even when empty
+        assert sent["reference_id"] == ""
+    bound = binding.bind_current(prepared.method, json.dumps(sent).encode())
+    document = cbor2.loads(base64.b64decode(bound.attestation))
+    assert cbor2.loads(document[2])["user_data"] == bound.user_data
