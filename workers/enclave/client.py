@@ -96,9 +96,14 @@ class EnclaveClient:
         return f"enclave-{self._id_prefix}-{next(self._ids)}"
 
     def secrets_call(
-        self, secrets: list[tuple[str, str]], *, request_id: str | None = None
+        self,
+        secrets: list[tuple[str, str]],
+        *,
+        request_id: str | None = None,
+        signed_compute_requests: tuple[current.SignedComputeRequest, ...] = (),
     ) -> SecretsCall:
-        """A `confidential.secrets.get` for (namespace, key) pairs, with a fresh key pair."""
+        """A `confidential.secrets.get` for (namespace, key) pairs, with a fresh key pair;
+        under current, with the Workflow DON's `signed_compute_requests` (10.8)."""
         key = X25519PrivateKey.generate()
         params = requests.secrets_params(
             workflow_id=self._workflow_id,
@@ -108,6 +113,7 @@ class EnclaveClient:
             secrets=secrets,
             enclave_public_key=shares.public_hex(key),
             enclave_config=self._config,
+            signed_compute_requests=signed_compute_requests or None,
         )
         prepared = requests.prepare(
             params,
@@ -202,8 +208,14 @@ class EnclaveClient:
 
     # --- one call, synchronous ----------------------------------------------------------------
 
-    def get_secrets(self, transport: SyncTransport, secrets: list[tuple[str, str]]) -> list[Secret]:
-        call = self.secrets_call(secrets)
+    def get_secrets(
+        self,
+        transport: SyncTransport,
+        secrets: list[tuple[str, str]],
+        *,
+        signed_compute_requests: tuple[current.SignedComputeRequest, ...] = (),
+    ) -> list[Secret]:
+        call = self.secrets_call(secrets, signed_compute_requests=signed_compute_requests)
         return self.open_secrets(call, transport.send(call.body))
 
     def execute(

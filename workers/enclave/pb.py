@@ -26,7 +26,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _len_field(number: int, value: bytes) -> bytes:
+def len_field(number: int, value: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(value)) + value
 
 
@@ -37,12 +37,12 @@ def capability_request(
     writes them); the Any is present when `type_url` or `value` is set."""
     out = bytearray()
     if type_url or value:
-        any_body = (_len_field(1, type_url.encode()) if type_url else b"") + (
-            _len_field(2, value) if value else b""
+        any_body = (len_field(1, type_url.encode()) if type_url else b"") + (
+            len_field(2, value) if value else b""
         )
-        out += _len_field(2, any_body)
+        out += len_field(2, any_body)
     if method:
-        out += _len_field(3, method.encode())
+        out += len_field(3, method.encode())
     if callback_id:
         out += _varint(4 << 3) + _varint(callback_id & 0xFFFFFFFFFFFFFFFF)
     return bytes(out)

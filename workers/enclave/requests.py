@@ -39,10 +39,13 @@ def secrets_params(
     enclave_public_key: str,
     org_id: str = "",
     enclave_config: current.EnclaveConfig | None = None,
+    signed_compute_requests: tuple[current.SignedComputeRequest, ...] | None = None,
 ) -> SecretsParams:
     """`confidential.secrets.get` params; `secrets` are (namespace, key) pairs, in order.
 
-    With `enclave_config` they are the current protocol's params (10.12), else N1's."""
+    With `enclave_config` they are the current protocol's params (10.12), else N1's. Under
+    current, `signed_compute_requests` are the Workflow DON's signed compute requests the
+    enclave forwards unchanged (10.8; a relay refuses secrets without F+1 of them)."""
     fields = {
         "workflow_id": workflow_id,
         "owner": owner.to_checksum_address(owner_address),
@@ -56,7 +59,11 @@ def secrets_params(
     }
     if enclave_config is None:
         return rpc.SecretsRequestParams(**fields)  # type: ignore[arg-type]
-    return current.SecretsRequestParams(**fields, enclave_config=enclave_config)  # type: ignore[arg-type]
+    return current.SecretsRequestParams(
+        **fields,  # type: ignore[arg-type]
+        enclave_config=enclave_config,
+        signed_compute_requests=signed_compute_requests or None,
+    )
 
 
 def capability_params(
