@@ -28,3 +28,25 @@ def test_the_demo_runs_every_step_and_exits_zero() -> None:
     assert "node-0, node-1, node-2 answered" in out  # quorum with node-3 stopped
     assert "all steps behaved as expected" in out
     assert elapsed < 30
+
+
+def test_the_current_protocol_demo_outvotes_a_liar_and_ignores_a_forgery() -> None:
+    """`relay demo --protocol current`: signed answers, the enclave's pick, a wrong result from
+    node-3 outvoted, its forged signature refused; exit 0 well under 30 s."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--protocol", "current"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "API_KEY = 's3cr3t-api-key-for-the-demo'" in out
+    assert out.count("echo answered 'hello from the enclave'") == 3
+    assert "node-3: valid, on another result" in out  # the wrong result, outvoted
+    assert "claims node-0: INVALID, not from any allowed signer" in out  # the forgery
+    assert "all steps behaved as expected" in out
+    assert elapsed < 30

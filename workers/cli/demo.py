@@ -11,14 +11,26 @@ import os
 def _run(args: argparse.Namespace) -> int:
     # The demo prints its own account; actors' logs only matter when something goes wrong.
     logging.basicConfig(level=os.environ.get("RELAY_LOG_LEVEL", "CRITICAL"))
-    from workers.node.demo import run_demo
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    if args.protocol == "current":
+        from workers.node.demo_current import run_demo_current
 
-    ok = asyncio.run(run_demo(lambda line: print(line, flush=True)))
+        ok = asyncio.run(run_demo_current(say))
+    else:
+        from workers.node.demo import run_demo
+
+        ok = asyncio.run(run_demo(say))
     return 0 if ok else 1
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser(
         "demo", help="run the whole story locally: nodes, gateway, vault, enclave"
+    )
+    demo.add_argument(
+        "--protocol",
+        choices=("n1", "current"),
+        default="n1",
+        help="n1: F+1 identical answers; current: signed answers, bundles, the enclave's pick",
     )
     demo.set_defaults(func=_run)

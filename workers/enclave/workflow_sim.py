@@ -6,7 +6,7 @@ hand the signatures to the enclave; here development keys (for example the examp
 `workers.registry.devseed.dev_node_seed("wf-<i>")`, whose peer ids the seed registers) sign a
 request shaped as upstream's executor builds it: `requestID` = SHA-256 of the execution id,
 `applicationRequestID` = the execution id, `publicData` = a WorkflowExecution naming the
-workflow, owner and execution, `CiphertextNames` = the secret keys, `appID` = the capability id,
+workflow, owner and execution, `CiphertextNames` = the secret keys, `appID` = the confidential workflows capability id,
 version `0.0.6`.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from schemas import current
+from schemas import current, rpc
 from workers.enclave.pb import len_field
 from workers.protocol.compute_request import (
     LEGACY_VERSION,
@@ -46,7 +46,7 @@ def signed_compute_requests(
     owner: str,
     execution_id: str,
     secret_keys: Sequence[str],
-    app_id: str = "vault@1.0.0",
+    app_id: str = rpc.ConfidentialWorkflowsCapabilityID,
 ) -> tuple[current.SignedComputeRequest, ...]:
     """One compute request, signed by each key (one entry per signer)."""
     request = current.SignedComputeRequest(

@@ -1,0 +1,384 @@
+"""`relay demo --protocol current`: the current protocol's story, on this machine only.
+
+Four relay nodes (F = 1) under `RELAY_PROTOCOL=current`, each signing its answers with its own
+key; the G3 gateway forwarding bundles of signed answers; an enclave (`workers.enclave`, with a
+simulated attestation chain and a simulated Workflow DON) that picks the result F+1 of its
+configured signers signed. Then node-3's operator turns malicious: it signs a wrong result with
+its own key (outvoted), then sends a signature forged with a key outside the DON (ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from schemas import current, rpc, subjects
+from workers.attestation.testchain import TestChain
+from workers.enclave import bundle as picking
+from workers.enclave import pb
+from workers.enclave.attest import SimulatedSource
+from workers.enclave.client import EnclaveClient
+from workers.enclave.errors import EnclaveClientError
+from workers.enclave.http import HttpTransport
+from workers.enclave.workflow_sim import signed_compute_requests
+from workers.gateway.actor import NODE_HEADER, GatewayActor, GatewaySettings
+from workers.gateway.handler import HandlerConfig
+from workers.gateway.http import HttpFront
+from workers.gateway.membership import RegistryMembership
+from workers.gateway.ratelimit import RateLimit
+from workers.node.demo import DON, NODES, OWNER, Say
+from workers.node.process import NODE_ACTORS, NodeProcess, embedded_server, start_actor
+from workers.protocol import enclave_config, signed
+from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
+from workers.runtime import nodekey
+from workers.runtime.bus import connect
+from workers.runtime.credentials import credentials_for
+from workers.runtime.settings import NodeSettings
+
+STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
+STAGES = tuple(a for a in NODE_ACTORS if a != "ingress")
+BYZANTINE = "node-3"
+WORKFLOW_ID = "wf-demo"
+EXECUTION_ID = "00" * 31 + "02"
+
+
+def string_value(text: str) -> bytes:
+    """google.protobuf.StringValue{value: text} (field 1, length-delimited)."""
+    raw = text.encode()
+    return bytes([0x0A, len(raw)]) + raw
+
+
+class Byzantine:
+    """Node-3's malicious operator: answers in its node's place (its own NATS user and, for the
+    wrong result, its own key) without running any check."""
+
+    def __init__(self, nc: Client, sign: Callable[[dict[str, Any]], bytes]) -> None:
+        self._nc = nc
+        self._sign = sign
+        self.answered = 0
+
+    async def start(self) -> None:
+        await self._nc.subscribe(
+            subjects.rpc(DON, BYZANTINE), queue=subjects.QUEUE_INGRESS, cb=self._answer
+        )
+        await self._nc.flush()
+
+    async def _answer(self, msg: Msg) -> None:
+        request = json.loads(msg.data)
+        body = rpc.encode_response(
+            id=request["id"], method=request["method"], result=self._sign(request)
+        )
+        self.answered += 1
+        await self._nc.publish(msg.reply, body, headers={NODE_HEADER: BYZANTINE})
+
+
+def _wrong_result(key: signed.NodeKey) -> Callable[[dict[str, Any]], bytes]:
+    """Signs, with the node's real key, an echo answer the capability never gave."""
+
+    def sign(request: dict[str, Any]) -> bytes:
+        params = current.decode_capability_params(json.dumps(request["params"]).encode())
+        forged = _echo_payload("a wrong result, signed by node-3")
+        result = rpc.CapabilityResponseResult(payload=forged)
+        return signed.sign_result_json(key, request["method"], params, result)
+
+    return sign
+
+
+def _forged_signature(claimed: bytes) -> Callable[[dict[str, Any]], bytes]:
+    """Signs with a key outside the DON, claiming another member's signer."""
+    outsider = signed.NodeKey(os.urandom(32))
+
+    def sign(request: dict[str, Any]) -> bytes:
+        params = current.decode_capability_params(json.dumps(request["params"]).encode())
+        result = rpc.CapabilityResponseResult(payload=_echo_payload("forged"))
+        signed_result = signed.sign_capability(outsider, params, result)
+        claim = current.RelayResponseSignature(
+            signer=claimed, signature=signed_result.signature.signature
+        )
+        return current.encode_signed_capability_result(
+            current.SignedCapabilityResponseResult(
+                result=result, signatures=(claim,), signature=claim
+            )
+        )
+
+    return sign
+
+
+def _echo_payload(text: str) -> str:
+    inner = pb.len_field(1, STRING_VALUE.encode()) + pb.len_field(2, string_value(text))
+    return base64.b64encode(pb.len_field(1, inner)).decode()
+
+
+async def run_demo_current(say: Say) -> bool:
+    """Run every step; True when each behaved as it should."""
+    started = time.monotonic()
+    ok = True
+    server = embedded_server()
+    if server.config_file is None:
+        os.environ["RELAY_NATS_NO_AUTH"] = "1"
+    await server.start()
+    nodes: list[NodeProcess] = []
+    extras = []
+    closers: list[Callable[[], Awaitable[Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="relay-demo-current-") as tmp:
+        try:
+            say(f"1. nats-server {server.url} (pid {server.pid}), JetStream in a temp dir")
+            chain = TestChain()
+            root = Path(tmp) / "test-root.pem"
+            root.write_bytes(chain.root_pem)
+            keys = {n: nodekey.write_new(Path(tmp) / f"{n}.key") for n in NODES}
+            workflow_keys = [signed.NodeKey(os.urandom(32)) for _ in range(4)]
+            seed = seed_with_measurements(
+                [chain.trusted_values_json()],
+                members=NODES,
+                f=1,
+                peer_ids=[keys[n].public_key for n in NODES],
+                workflow_peer_ids=[k.public_key for k in workflow_keys],
+            )
+            user, password = credentials_for("registry-admin")
+            admin = await connect(server.url, actor="registry-admin", user=user, password=password)
+            await load_entries(admin, seed_entries_for(seed))
+            await admin.close()
+            say(
+                "2. registry seeded: relay DON of 4 nodes (F=1) with their peer ids (Ed25519 keys"
+                " made now, 0600 files), a Workflow DON of 4 keys (F=1), the enclave's PCRs"
+            )
+            ingresses: dict[str, NodeProcess] = {}
+            for node in NODES:
+                settings = NodeSettings(
+                    don=DON,
+                    node=node,
+                    nats_url=server.url,
+                    dev_root_pem=root,
+                    protocol="current",
+                    node_key=Path(tmp) / f"{node}.key",
+                )
+                stages = NodeProcess(settings, actors=STAGES)
+                await stages.start()
+                nodes.append(stages)
+                ingress = NodeProcess(settings, actors=("ingress",))
+                await ingress.start()
+                nodes.append(ingress)
+                ingresses[node] = ingress
+            for name in ("vault", "echo"):
+                extras.append(await start_actor(name, NodeSettings(nats_url=server.url)))
+            say("3. 4 relay nodes up under RELAY_PROTOCOL=current, each signing with its own key")
+
+            user, password = credentials_for("gateway")
+            gw_nc = await connect(server.url, actor="gateway", user=user, password=password)
+            closers.append(gw_nc.close)
+            membership = RegistryMembership(DON)
+            await membership.start(gw_nc)
+            closers.insert(0, membership.stop)
+            gateway = GatewayActor(
+                gw_nc,
+                GatewaySettings(
+                    don=DON,
+                    handler=HandlerConfig(
+                        protocol="current",
+                        request_timeout_s=10,
+                        quorum_grace_s=2,
+                        per_node_rate=RateLimit(rate=50.0, burst=50),
+                    ),
+                    sweep_interval_s=0.25,
+                ),
+                membership,
+            )
+            await gateway.start()
+            closers.insert(0, gateway.stop)
+            front = HttpFront(gateway.serve, host="127.0.0.1", port=0)
+            await front.start()
+            closers.insert(0, front.close)
+            closers.insert(0, front.stop_listening)
+            url = f"http://127.0.0.1:{front.port}/"
+            say(f"4. G3 gateway up, HTTP front {url}: it forwards bundles of signed answers")
+
+            config = enclave_config.for_don(
+                [keys[n].public_key for n in NODES], 1, b"demo-master-public-key", 1
+            )
+            enclave = EnclaveClient(
+                source=SimulatedSource(chain),
+                workflow_id=WORKFLOW_ID,
+                owner=OWNER,
+                execution_id=EXECUTION_ID,
+                enclave_config=config,
+            )
+            enclave_side = Enclave(
+                client=enclave,
+                http=HttpTransport(url, timeout_s=15),
+                names={keys[n].public_key: n for n in NODES},
+            )
+            say(
+                "5. the enclave's config: 4 signers (the nodes' peer ids), F=1: it needs 2 valid"
+                " distinct signatures on one result"
+            )
+            ok &= await _step_secret(say, enclave_side, workflow_keys)
+            ok &= await _step_echo(
+                say, enclave_side, "7", "an honest DON", lambda v: v == Verdict()
+            )
+
+            await ingresses[BYZANTINE].stop()
+            user, password = credentials_for("ingress")
+            byz_nc = await connect(server.url, actor="ingress", user=user, password=password)
+            closers.append(byz_nc.close)
+            liar = Byzantine(byz_nc, _wrong_result(keys[BYZANTINE]))
+            await liar.start()
+            say(
+                f"8. {BYZANTINE}'s operator turns malicious: it signs a WRONG result with its own key"
+            )
+            ok &= await _step_echo(
+                say, enclave_side, "8b", "node-3 lies", lambda v: v.outvoted == 1
+            )
+            ok &= _answered(say, liar)
+
+            await byz_nc.close()
+            byz_nc = await connect(server.url, actor="ingress", user=user, password=password)
+            closers.append(byz_nc.close)
+            forger = Byzantine(byz_nc, _forged_signature(keys["node-0"].public_key))
+            await forger.start()
+            say(f"9. {BYZANTINE} now FORGES a signature: a key outside the DON, claiming node-0")
+            ok &= await _step_echo(
+                say, enclave_side, "9b", "node-3 forges", lambda v: v.refused == 1
+            )
+            ok &= _answered(say, forger)
+        finally:
+            for close in closers:
+                try:
+                    await close()
+                except Exception as exc:  # cleanup goes on whatever one closer does
+                    logging.getLogger("relay.demo").warning("cleanup: %s", exc)
+            for proc in reversed(nodes):
+                await proc.stop()
+            for actor in extras:
+                await actor.service.stop()
+            await server.stop()
+            server.cleanup()
+    say(
+        f"done in {time.monotonic() - started:.1f}s: everything started was stopped "
+        f"({'all steps behaved as expected' if ok else 'SOME STEP FAILED'})"
+    )
+    return ok
+
+
+def _answered(say: Say, byzantine: Byzantine) -> bool:
+    if byzantine.answered:
+        return True
+    say(f"   UNEXPECTED: {BYZANTINE} was never asked")
+    return False
+
+
+@dataclass
+class Enclave:
+    client: EnclaveClient
+    http: HttpTransport
+    names: dict[bytes, str]
+    """peer id -> node name, for the account only (the pick never reads names or claims)."""
+
+
+@dataclass
+class Verdict:
+    refused: int = 0
+    outvoted: int = 0
+
+
+async def _step_secret(say: Say, enclave: Enclave, workflow_keys: list[signed.NodeKey]) -> bool:
+    authorization = signed_compute_requests(
+        workflow_keys[:2],
+        workflow_id=WORKFLOW_ID,
+        owner=OWNER,
+        execution_id=EXECUTION_ID,
+        secret_keys=["API_KEY"],
+    )
+    call = enclave.client.secrets_call([("main", "API_KEY")], signed_compute_requests=authorization)
+    say(
+        f"6. enclave -> confidential.secrets.get API_KEY (id {call.prepared.id}; attested,"
+        " DomainHash v2, with 2 Workflow-DON signatures on its compute request)"
+    )
+    answer = await asyncio.to_thread(enclave.http.send, call.body)
+    if _describe(say, enclave, rpc.MethodSecretsGet, call.prepared.params, answer) is None:
+        return False
+    try:
+        (secret,) = enclave.client.open_secrets(call, answer)
+    except EnclaveClientError as exc:
+        say(f"   UNEXPECTED: {exc}")
+        return False
+    say(
+        f"   the enclave opened the shares with its per-call key: API_KEY = {(secret.value or b'').decode()!r}"
+    )
+    return secret.value is not None
+
+
+async def _step_echo(
+    say: Say, enclave: Enclave, step: str, what: str, expect: Callable[[Verdict], bool]
+) -> bool:
+    text = "hello from the enclave"
+    call = enclave.client.capability_call(
+        "echo@1.0.0", "echo", type_url=STRING_VALUE, value=string_value(text)
+    )
+    say(f"{step}. enclave -> capability.execute echo '{text}' ({what}; id {call.prepared.id})")
+    answer = await asyncio.to_thread(enclave.http.send, call.body)
+    verdict = _describe(say, enclave, rpc.MethodCapabilityExec, call.prepared.params, answer)
+    if verdict is None:
+        return False
+    try:
+        response = enclave.client.open_capability(call, answer)
+    except EnclaveClientError as exc:
+        say(f"   UNEXPECTED: {exc}")
+        return False
+    say(f"   picked result: echo answered {response.value[2:].decode(errors='replace')!r}")
+    if not expect(verdict):
+        say(f"   UNEXPECTED: the bundle did not hold what this step is about ({verdict})")
+        return False
+    return response.value == string_value(text)
+
+
+def _describe(
+    say: Say, enclave: Enclave, method: str, params: object, answer: bytes
+) -> Verdict | None:
+    """Show the bundle as the enclave judges it (the same rule as `bundle.select`)."""
+    envelope = json.loads(answer)
+    if "error" in envelope:
+        say(f"   UNEXPECTED gateway error: {envelope['error']}")
+        return None
+    assert isinstance(params, current.SecretsRequestParams | current.CapabilityRequestParams)
+    entries = picking.decode_bundle(method, json.dumps(envelope["result"]).encode())
+    try:
+        chosen = picking.select(method, params, entries)
+    except EnclaveClientError as exc:
+        say(f"   UNEXPECTED: {exc}")
+        return None
+    keys = list(enclave.names)
+    verdict = Verdict()
+    lines = []
+    for entry in entries:
+        claimed = enclave.names.get(entry.signature.signer or b"", "an unknown key")
+        digest = signed.response_hash(method, params, entry.result)
+        payload = signed.relay_payload(digest)
+        who = signed.find_signer(keys, payload, entry.signature.signature or b"")
+        if who is None:
+            verdict.refused += 1
+            lines.append(f"claims {claimed}: INVALID, not from any allowed signer")
+        elif digest != chosen.hash:
+            verdict.outvoted += 1
+            lines.append(f"{enclave.names[keys[who]]}: valid, on another result {digest.hex()[:8]}")
+        else:
+            lines.append(f"{enclave.names[keys[who]]}: valid on {digest.hex()[:8]}")
+    say(f"   the gateway's bundle of {len(entries)} signed answers: " + "; ".join(lines))
+    say(
+        f"   the enclave picks result {chosen.hash.hex()[:8]}: {chosen.signers} valid distinct"
+        f" signers ({', '.join(sorted(enclave.names[k] for k in chosen.signer_keys))}), F+1 = 2 needed"
+    )
+    return verdict
