@@ -12,44 +12,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import os
-import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from schemas import current, rpc, subjects
-from workers.attestation.testchain import TestChain
 from workers.enclave import bundle as picking
 from workers.enclave import pb
-from workers.enclave.attest import SimulatedSource
 from workers.enclave.client import EnclaveClient
 from workers.enclave.errors import EnclaveClientError
 from workers.enclave.http import HttpTransport
-from workers.enclave.workflow_sim import signed_compute_requests
-from workers.gateway.actor import NODE_HEADER, GatewayActor, GatewaySettings
-from workers.gateway.handler import HandlerConfig
-from workers.gateway.http import HttpFront
-from workers.gateway.membership import RegistryMembership
-from workers.gateway.ratelimit import RateLimit
+from workers.gateway.actor import NODE_HEADER
 from workers.node.demo import DON, NODES, OWNER, Say
-from workers.node.process import NODE_ACTORS, NodeProcess, embedded_server, start_actor
-from workers.protocol import enclave_config, signed
-from workers.registry.devseed import seed_entries_for, seed_with_measurements
-from workers.registry.store import load_entries
-from workers.runtime import nodekey
+from workers.node.playground import LocalRelay, local_relay
+from workers.protocol import signed
 from workers.runtime.bus import connect
 from workers.runtime.credentials import credentials_for
-from workers.runtime.settings import NodeSettings
 
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
-STAGES = tuple(a for a in NODE_ACTORS if a != "ingress")
 BYZANTINE = "node-3"
 WORKFLOW_ID = "wf-demo"
 EXECUTION_ID = "00" * 31 + "02"
@@ -126,146 +111,53 @@ async def run_demo_current(say: Say) -> bool:
     """Run every step; True when each behaved as it should."""
     started = time.monotonic()
     ok = True
-    server = embedded_server()
-    if server.config_file is None:
-        os.environ["RELAY_NATS_NO_AUTH"] = "1"
-    await server.start()
-    nodes: list[NodeProcess] = []
-    extras = []
-    closers: list[Callable[[], Awaitable[Any]]] = []
-    with tempfile.TemporaryDirectory(prefix="relay-demo-current-") as tmp:
-        try:
-            say(f"1. nats-server {server.url} (pid {server.pid}), JetStream in a temp dir")
-            chain = TestChain()
-            root = Path(tmp) / "test-root.pem"
-            root.write_bytes(chain.root_pem)
-            keys = {n: nodekey.write_new(Path(tmp) / f"{n}.key") for n in NODES}
-            workflow_keys = [signed.NodeKey(os.urandom(32)) for _ in range(4)]
-            seed = seed_with_measurements(
-                [chain.trusted_values_json()],
-                members=NODES,
-                f=1,
-                peer_ids=[keys[n].public_key for n in NODES],
-                workflow_peer_ids=[k.public_key for k in workflow_keys],
-            )
-            user, password = credentials_for("registry-admin")
-            admin = await connect(server.url, actor="registry-admin", user=user, password=password)
-            await load_entries(admin, seed_entries_for(seed))
-            await admin.close()
-            say(
-                "2. registry seeded: relay DON of 4 nodes (F=1) with their peer ids (Ed25519 keys"
-                " made now, 0600 files), a Workflow DON of 4 keys (F=1), the enclave's PCRs"
-            )
-            ingresses: dict[str, NodeProcess] = {}
-            for node in NODES:
-                settings = NodeSettings(
-                    don=DON,
-                    node=node,
-                    nats_url=server.url,
-                    dev_root_pem=root,
-                    protocol="current",
-                    node_key=Path(tmp) / f"{node}.key",
-                )
-                stages = NodeProcess(settings, actors=STAGES)
-                await stages.start()
-                nodes.append(stages)
-                ingress = NodeProcess(settings, actors=("ingress",))
-                await ingress.start()
-                nodes.append(ingress)
-                ingresses[node] = ingress
-            for name in ("vault", "echo"):
-                extras.append(await start_actor(name, NodeSettings(nats_url=server.url)))
-            say("3. 4 relay nodes up under RELAY_PROTOCOL=current, each signing with its own key")
-
-            user, password = credentials_for("gateway")
-            gw_nc = await connect(server.url, actor="gateway", user=user, password=password)
-            closers.append(gw_nc.close)
-            membership = RegistryMembership(DON)
-            await membership.start(gw_nc)
-            closers.insert(0, membership.stop)
-            gateway = GatewayActor(
-                gw_nc,
-                GatewaySettings(
-                    don=DON,
-                    handler=HandlerConfig(
-                        protocol="current",
-                        request_timeout_s=10,
-                        quorum_grace_s=2,
-                        per_node_rate=RateLimit(rate=50.0, burst=50),
-                    ),
-                    sweep_interval_s=0.25,
-                ),
-                membership,
-            )
-            await gateway.start()
-            closers.insert(0, gateway.stop)
-            front = HttpFront(gateway.serve, host="127.0.0.1", port=0)
-            await front.start()
-            closers.insert(0, front.close)
-            closers.insert(0, front.stop_listening)
-            url = f"http://127.0.0.1:{front.port}/"
-            say(f"4. G3 gateway up, HTTP front {url}: it forwards bundles of signed answers")
-
-            config = enclave_config.for_don(
-                [keys[n].public_key for n in NODES], 1, b"demo-master-public-key", 1
-            )
-            enclave = EnclaveClient(
-                source=SimulatedSource(chain),
+    async with local_relay(protocol="current", nodes=len(NODES), f=1) as relay:
+        say(
+            f"1. a local relay DON on {relay.nats_url}: 4 nodes (F=1) under"
+            " RELAY_PROTOCOL=current, each signing with its own Ed25519 key (0600 files), their"
+            " peer ids and a Workflow DON of 4 keys in the registry, reference vault and echo"
+        )
+        say(f"2. G3 gateway, HTTP front {relay.url}: it forwards bundles of signed answers")
+        keys = relay.keys
+        config = relay.enclave_config
+        enclave = Enclave(
+            client=EnclaveClient(
+                source=relay.source,
                 workflow_id=WORKFLOW_ID,
                 owner=OWNER,
                 execution_id=EXECUTION_ID,
                 enclave_config=config,
-            )
-            enclave_side = Enclave(
-                client=enclave,
-                http=HttpTransport(url, timeout_s=15),
-                names={keys[n].public_key: n for n in NODES},
-            )
-            say(
-                "5. the enclave's config: 4 signers (the nodes' peer ids), F=1: it needs 2 valid"
-                " distinct signatures on one result"
-            )
-            ok &= await _step_secret(say, enclave_side, workflow_keys)
-            ok &= await _step_echo(
-                say, enclave_side, "7", "an honest DON", lambda v: v == Verdict()
-            )
+            ),
+            http=HttpTransport(relay.url, timeout_s=15),
+            names={keys[n].public_key: n for n in NODES},
+        )
+        say(
+            "3. the enclave (simulated attestation) holds its config: the 4 nodes' peer ids, F=1:"
+            " it needs 2 valid distinct signatures on one result"
+        )
+        ok &= await _step_secret(say, enclave, relay)
+        ok &= await _step_echo(say, enclave, "5", "an honest DON", lambda v: v == Verdict())
 
-            await ingresses[BYZANTINE].stop()
-            user, password = credentials_for("ingress")
-            byz_nc = await connect(server.url, actor="ingress", user=user, password=password)
-            closers.append(byz_nc.close)
-            liar = Byzantine(byz_nc, _wrong_result(keys[BYZANTINE]))
+        await relay.ingresses[BYZANTINE].stop()
+        user, password = credentials_for("ingress")
+        nc = await connect(relay.nats_url, actor="ingress", user=user, password=password)
+        try:
+            liar = Byzantine(nc, _wrong_result(keys[BYZANTINE]))
             await liar.start()
-            say(
-                f"8. {BYZANTINE}'s operator turns malicious: it signs a WRONG result with its own key"
-            )
-            ok &= await _step_echo(
-                say, enclave_side, "8b", "node-3 lies", lambda v: v.outvoted == 1
-            )
+            say(f"6. {BYZANTINE}'s operator turns malicious: it signs a WRONG result with its key")
+            ok &= await _step_echo(say, enclave, "6b", "node-3 lies", lambda v: v.outvoted == 1)
             ok &= _answered(say, liar)
-
-            await byz_nc.close()
-            byz_nc = await connect(server.url, actor="ingress", user=user, password=password)
-            closers.append(byz_nc.close)
-            forger = Byzantine(byz_nc, _forged_signature(keys["node-0"].public_key))
+        finally:
+            await nc.close()
+        nc = await connect(relay.nats_url, actor="ingress", user=user, password=password)
+        try:
+            forger = Byzantine(nc, _forged_signature(keys["node-0"].public_key))
             await forger.start()
-            say(f"9. {BYZANTINE} now FORGES a signature: a key outside the DON, claiming node-0")
-            ok &= await _step_echo(
-                say, enclave_side, "9b", "node-3 forges", lambda v: v.refused == 1
-            )
+            say(f"7. {BYZANTINE} now FORGES a signature: a key outside the DON, claiming node-0")
+            ok &= await _step_echo(say, enclave, "7b", "node-3 forges", lambda v: v.refused == 1)
             ok &= _answered(say, forger)
         finally:
-            for close in closers:
-                try:
-                    await close()
-                except Exception as exc:  # cleanup goes on whatever one closer does
-                    logging.getLogger("relay.demo").warning("cleanup: %s", exc)
-            for proc in reversed(nodes):
-                await proc.stop()
-            for actor in extras:
-                await actor.service.stop()
-            await server.stop()
-            server.cleanup()
+            await nc.close()
     say(
         f"done in {time.monotonic() - started:.1f}s: everything started was stopped "
         f"({'all steps behaved as expected' if ok else 'SOME STEP FAILED'})"
@@ -294,17 +186,13 @@ class Verdict:
     outvoted: int = 0
 
 
-async def _step_secret(say: Say, enclave: Enclave, workflow_keys: list[signed.NodeKey]) -> bool:
-    authorization = signed_compute_requests(
-        workflow_keys[:2],
-        workflow_id=WORKFLOW_ID,
-        owner=OWNER,
-        execution_id=EXECUTION_ID,
-        secret_keys=["API_KEY"],
+async def _step_secret(say: Say, enclave: Enclave, relay: LocalRelay) -> bool:
+    authorization = relay.authorize(
+        workflow_id=WORKFLOW_ID, owner=OWNER, execution_id=EXECUTION_ID, secret_keys=["API_KEY"]
     )
     call = enclave.client.secrets_call([("main", "API_KEY")], signed_compute_requests=authorization)
     say(
-        f"6. enclave -> confidential.secrets.get API_KEY (id {call.prepared.id}; attested,"
+        f"4. enclave -> confidential.secrets.get API_KEY (id {call.prepared.id}; attested,"
         " DomainHash v2, with 2 Workflow-DON signatures on its compute request)"
     )
     answer = await asyncio.to_thread(enclave.http.send, call.body)
