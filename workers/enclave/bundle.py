@@ -86,17 +86,12 @@ def select(method: str, params: Params, bundle: Sequence[object]) -> Selection:
             entries.append(f"{i}=unhashable")
             continue
         hashable += 1
-        raw_sig = (getattr(signature, "signature", None) or b"") if signature is not None else b""
-        if len(raw_sig) != signing.ED25519_SIGNATURE_SIZE:
+        raw_sig = getattr(signature, "signature", None) if signature is not None else None
+        try:
+            who = signing.check_relay_signature(keys, digest, raw_sig)
+        except signing.SignatureRejected as exc:
             invalid += 1
-            reason = f"invalid signature length: expected 64 bytes, got {len(raw_sig)}"
-            skipped.append(f"{i}: {reason}")
-            entries.append(f"{i}=invalid")
-            continue
-        who = signing.find_signer(keys, signing.relay_payload(digest), raw_sig)
-        if who is None:
-            invalid += 1
-            skipped.append(f"{i}: signature not from any allowed signer")
+            skipped.append(f"{i}: {exc.message}")
             entries.append(f"{i}=invalid")
             continue
         valid += 1
