@@ -92,6 +92,7 @@ async def local_relay(
     nodes: int = 4,
     f: int = 1,
     quorum_grace_s: float = 2.0,
+    request_timeout_s: float = 10.0,
 ) -> AsyncIterator[LocalRelay]:
     addresses = tuple(f"node-{i}" for i in range(nodes))
     server = embedded_server()
@@ -148,7 +149,7 @@ async def local_relay(
             references = NodeProcess(NodeSettings(nats_url=server.url), actors=("vault", "echo"))
             procs.append(references)
             await references.start()
-            relay.url = await _gateway(relay, closers, quorum_grace_s)
+            relay.url = await _gateway(relay, closers, quorum_grace_s, request_timeout_s)
             yield relay
     finally:
         for close in closers:
@@ -161,7 +162,10 @@ async def local_relay(
 
 
 async def _gateway(
-    relay: LocalRelay, closers: list[Callable[[], Awaitable[Any]]], grace_s: float
+    relay: LocalRelay,
+    closers: list[Callable[[], Awaitable[Any]]],
+    grace_s: float,
+    timeout_s: float,
 ) -> str:
     user, password = credentials_for("gateway")
     nc = await connect(relay.nats_url, actor="gateway", user=user, password=password)
@@ -175,7 +179,7 @@ async def _gateway(
             don=relay.don,
             handler=HandlerConfig(
                 protocol=relay.protocol,
-                request_timeout_s=10,
+                request_timeout_s=timeout_s,
                 quorum_grace_s=grace_s,
                 # Upstream's 10 rps per node is meant for production; a developer's loop is burstier.
                 per_node_rate=RateLimit(rate=50.0, burst=50),
