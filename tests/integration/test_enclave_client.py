@@ -16,10 +16,10 @@ from google.protobuf import any_pb2, wrappers_pb2
 
 from tests.integration.test_permissions import DON, NATS_CONF, NODE, OWNER, gateway_actor
 from workers.attestation.testchain import TestChain, fake_pcrs
-from workers.enclave import nats_transport
+from workers.enclave import answers, nats_transport
 from workers.enclave.attest import SimulatedSource
 from workers.enclave.client import EnclaveClient
-from workers.enclave.errors import RelayError
+from workers.enclave.errors import RelayError, TransportError
 from workers.enclave.http import HttpTransport
 from workers.gateway.http import HttpFront
 from workers.node.process import NODE_ACTORS, REFERENCE_ACTORS, NodeProcess
@@ -132,3 +132,28 @@ async def test_the_client_gets_its_answers_over_nats_as_the_enclave_user(
             assert (caught.value.code, caught.value.message) == (-32603, "internal error")
     finally:
         await nc.close()
+
+
+async def test_a_gateway_refusal_with_an_http_error_status_still_reaches_the_client_as_json_rpc(
+    server: NatsServer,
+) -> None:
+    """HTTP 400 for an empty id: HttpTransport returns the body, result_of raises RelayError."""
+    async with gateway_actor(server) as gateway:
+        front = HttpFront(gateway.serve, host="127.0.0.1", port=0)
+        await front.start()
+        try:
+            http = HttpTransport(f"http://127.0.0.1:{front.port}/", timeout_s=WAIT_S)
+            body = b'{"jsonrpc":"2.0","id":"","method":"confidential.secrets.get","params":{}}'
+            answer = await asyncio.to_thread(http.send, body)
+            with pytest.raises(RelayError) as caught:
+                answers.result_of(answer, request_id="")
+            assert (caught.value.code, caught.value.message) == (
+                -32600,
+                "request ID cannot be empty",
+            )
+            closed = HttpTransport("http://127.0.0.1:9/", timeout_s=2)
+            with pytest.raises(TransportError):
+                await asyncio.to_thread(closed.send, body)
+        finally:
+            await front.stop_listening()
+            await front.close()
