@@ -173,7 +173,8 @@ class EnclaveClient:
         result has F+1 valid distinct signers."""
         result = self._result(call.prepared, body)
         params = call.prepared.params
-        assert isinstance(params, rpc.SecretsRequestParams | current.SecretsRequestParams)
+        if not isinstance(params, rpc.SecretsRequestParams | current.SecretsRequestParams):
+            raise TypeError("open_secrets takes the SecretsCall of a secrets request")
         return [
             self._open(call, entry)
             for entry in answers.secrets_in_request_order(result, params.secrets or ())

@@ -241,7 +241,8 @@ def _describe(
     if "error" in envelope:
         say(f"   UNEXPECTED gateway error: {envelope['error']}")
         return None
-    assert isinstance(params, current.SecretsRequestParams | current.CapabilityRequestParams)
+    if not isinstance(params, current.SecretsRequestParams | current.CapabilityRequestParams):
+        raise TypeError("the demo speaks the current protocol only")
     entries = picking.decode_bundle(method, json.dumps(envelope["result"]).encode())
     try:
         chosen = picking.select(method, params, entries)
