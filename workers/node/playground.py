@@ -181,8 +181,10 @@ async def _gateway(
                 protocol=relay.protocol,
                 request_timeout_s=timeout_s,
                 quorum_grace_s=grace_s,
-                # Upstream's 10 rps per node is meant for production; a developer's loop is burstier.
-                per_node_rate=RateLimit(rate=50.0, burst=50),
+                # Upstream's limits (50 node answers/s in all, 10 per node) are for production:
+                # a developer's loop of back-to-back calls would be throttled into expiries.
+                global_rate=RateLimit(rate=1000.0, burst=1000),
+                per_node_rate=RateLimit(rate=250.0, burst=250),
             ),
             sweep_interval_s=0.25,
         ),
