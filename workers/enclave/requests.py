@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -46,7 +47,7 @@ def secrets_params(
     With `enclave_config` they are the current protocol's params (10.12), else N1's. Under
     current, `signed_compute_requests` are the Workflow DON's signed compute requests the
     enclave forwards unchanged (10.8; a relay refuses secrets without F+1 of them)."""
-    fields = {
+    fields: dict[str, Any] = {
         "workflow_id": workflow_id,
         "owner": owner.to_checksum_address(owner_address),
         "execution_id": execution_id,
@@ -58,9 +59,11 @@ def secrets_params(
         "enclave_public_key": enclave_public_key,
     }
     if enclave_config is None:
-        return rpc.SecretsRequestParams(**fields)  # type: ignore[arg-type]
+        if signed_compute_requests:
+            raise ValueError("signed compute requests belong to the current protocol's params")
+        return rpc.SecretsRequestParams(**fields)
     return current.SecretsRequestParams(
-        **fields,  # type: ignore[arg-type]
+        **fields,
         enclave_config=enclave_config,
         signed_compute_requests=signed_compute_requests or None,
     )
@@ -81,7 +84,7 @@ def capability_params(
     `sdk.v1alpha.CapabilityRequest` (`workers.enclave.pb.capability_request`).
 
     With `enclave_config` they are the current protocol's params (10.12), else N1's."""
-    fields = {
+    fields: dict[str, Any] = {
         "workflow_id": workflow_id,
         "owner": owner.to_checksum_address(owner_address),
         "execution_id": execution_id,
