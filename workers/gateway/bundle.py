@@ -68,6 +68,10 @@ def classify(resp: NodeResponse, method: str) -> Entry:
         return Entry(kind="signed", signed=_decode(method, raw))
     except GoJSONError as exc:
         return Entry(kind="undecodable", sample=str(exc)[:SAMPLE_MAX_BYTES])
+    except UnknownRelayMethod as exc:
+        # Upstream fails such a request when it bundles (FatalError `unknown relay method`):
+        # the answer counts, and forwarding then fails with that text (`forward_body`).
+        return Entry(kind="signed", sample=str(exc))
 
 
 def bundle_result(method: str, signed: list[Signed]) -> bytes:

@@ -90,3 +90,19 @@ async def test_too_few_reachable_nodes_fail_the_fan_out_as_under_n1() -> None:
     reply = await handler.handle(request(method=METHOD_CAPABILITY_EXECUTE))
     assert reply.code is ErrorCode.FatalError
     assert json.loads(reply.body)["error"]["message"] == "failed to forward user request to nodes"
+
+
+async def test_results_for_an_unknown_confidential_method_end_in_upstreams_fatal_text() -> None:
+    """`confidential.other` passes intake; when nodes answer it with results the handler does not
+    raise, and forwarding fails with `unknown relay method: "confidential.other"`."""
+    handler, _, _ = make(config=config())
+    future = await handler.submit(request(method="confidential.other"))
+    for node in MEMBERS[:3]:
+        body = json.dumps({"jsonrpc": "2.0", "id": "req-1", "method": "confidential.other",
+                           "result": {"payload": "aGk="}}).encode()  # fmt: skip
+        assert handler.on_node_response(node, body) is NodeOutcome.ACCEPTED
+    reply = future.result()
+    assert reply.code is ErrorCode.FatalError
+    assert (
+        json.loads(reply.body)["error"]["message"] == 'unknown relay method: "confidential.other"'
+    )
