@@ -6,6 +6,7 @@ Deliberately imports nothing of the relay (`workers`, `schemas`): only the stand
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 from pathlib import Path
@@ -89,3 +90,17 @@ def test_the_documented_bindings_refuse_a_moved_or_misaddressed_secret(change: s
         private = X25519PrivateKey.generate()
     with pytest.raises(InvalidTag):
         open_secret(first, private, public, request_id)
+
+
+def test_this_client_imports_nothing_of_the_relay() -> None:
+    """Its own source imports neither `workers` nor `schemas`: only the docs guided it."""
+    tree = ast.parse(Path(__file__).read_text())
+    roots = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        )
+    }  # fmt: skip
+    assert roots.isdisjoint({"workers", "schemas", "tests"})
