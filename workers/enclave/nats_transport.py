@@ -18,11 +18,14 @@ from workers.enclave.errors import TransportError
 INBOX_PREFIX = subjects.inbox_prefix("enclave")
 
 
-async def connect(url: str, *, user: str | None, password: str | None) -> Client:
-    """A connection as the enclave client user, reading answers only in its own inbox."""
+async def connect(
+    url: str, *, user: str | None, password: str | None, inbox_prefix: str = INBOX_PREFIX
+) -> Client:
+    """A connection as an enclave client user, reading answers only in its own inbox (an
+    enclave with a user of its own passes that user's prefix)."""
     try:
         return await nats.connect(
-            url, user=user, password=password, inbox_prefix=INBOX_PREFIX, name="relay-enclave"
+            url, user=user, password=password, inbox_prefix=inbox_prefix, name="relay-enclave"
         )
     except (OSError, nats.errors.Error) as exc:
         raise TransportError(f"cannot connect to NATS: {exc}") from exc
