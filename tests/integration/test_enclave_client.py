@@ -31,6 +31,7 @@ from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings
 
 WAIT_S = 10
+START_S = 60  # a bound for starting the node on a machine shared by many, not an expectation
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ async def node(server: NatsServer, chain: TestChain, tmp_path: Path) -> AsyncIte
     user, password = credentials.credentials_for("registry-admin")
     admin = await connect(server.url, actor="registry-admin", user=user, password=password)
     seed = seed_with_measurements([chain.trusted_values_json()], members=(NODE,), f=0)
-    await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), WAIT_S)
+    await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
     await admin.close()
     root = tmp_path / "root.pem"
     root.write_bytes(chain.root_pem)
@@ -64,7 +65,7 @@ async def node(server: NatsServer, chain: TestChain, tmp_path: Path) -> AsyncIte
         ),
         actors=(*REFERENCE_ACTORS, *NODE_ACTORS),
     )
-    await asyncio.wait_for(proc.start(), 15)
+    await asyncio.wait_for(proc.start(), START_S)
     try:
         yield proc
     finally:

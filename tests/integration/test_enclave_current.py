@@ -38,6 +38,7 @@ NODES = ("node-0", "node-1", "node-2", "node-3")
 OWNER = "0xab5801a7d398351b8be11c439e05c5b3259aec9b"
 STAGES = tuple(a for a in NODE_ACTORS if a != "ingress")
 WAIT_S = 15
+START_S = 60  # a bound for starting the DON on a machine shared by many, not an expectation
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
 
 
@@ -79,7 +80,7 @@ async def don(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Don]:
     )
     user, password = credentials.credentials_for("registry-admin")
     admin = await connect(server.url, actor="registry-admin", user=user, password=password)
-    await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), WAIT_S)
+    await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
     await admin.close()
     procs: list[NodeProcess] = []
     ingresses: dict[str, NodeProcess] = {}
@@ -103,10 +104,10 @@ async def don(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Don]:
             )
             for actors in (STAGES, ("ingress",)):
                 proc = NodeProcess(settings, actors=actors)
-                await asyncio.wait_for(proc.start(), WAIT_S)
+                await asyncio.wait_for(proc.start(), START_S)
                 procs.append(proc)
             ingresses[node] = procs[-1]
-        await membership.start(gw_nc, wait_s=WAIT_S)
+        await membership.start(gw_nc, wait_s=START_S)
         handler = HandlerConfig(protocol="current", request_timeout_s=8.0, quorum_grace_s=5.0)
         gateway = GatewayActor(
             gw_nc, GatewaySettings(don=DON, handler=handler, sweep_interval_s=0.2), membership
