@@ -292,9 +292,8 @@ async def _serve(
         try:
             current = membership.current()
             log.info(
-                "gateway ready: DON %s, F=%d, %d members%s, HTTP %s;"
+                "gateway ready (%s): DON %s, F=%d, %d members%s, HTTP %s;"
                 " rate limits carry at most %g req/s",
-                "gateway ready (%s): DON %s, F=%d, %d members%s, HTTP %s",
                 settings.handler.protocol,
                 current.name,
                 current.f,
