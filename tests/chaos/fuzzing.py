@@ -8,6 +8,7 @@ independently of the code under test.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from schemas import rpc
+from workers.attestation.testchain import TestChain
 
 EXAMPLES = int(os.environ.get("RELAY_FUZZ_EXAMPLES", "0") or "0")
 """Examples per property for a longer campaign; 0 keeps each test's own CI bound."""
@@ -196,3 +198,93 @@ def check_response(raw: bytes, expected: Expected | None) -> dict[str, Any]:
             assert error is not None
             assert error["message"] == expected.message, (raw[:300], expected)
     return body
+
+
+# --- strategies ---------------------------------------------------------------------------------
+
+CHAIN = TestChain()
+VALID_DOCUMENT = CHAIN.document(user_data=b"\x01" * 32)
+"""A signed document of a test chain, bound to nothing the fuzzer sends: the mutations start here."""
+
+documents = st.one_of(
+    st.binary(max_size=64),
+    st.builds(  # a real, signed document with one byte changed
+        lambda at, value: VALID_DOCUMENT[:at] + bytes([value]) + VALID_DOCUMENT[at + 1 :],
+        st.integers(0, len(VALID_DOCUMENT) - 1),
+        st.integers(0, 255),
+    ).filter(lambda doc: doc != VALID_DOCUMENT),
+    st.integers(1, len(VALID_DOCUMENT) - 1).map(lambda n: VALID_DOCUMENT[:n]),
+    st.just(VALID_DOCUMENT),  # valid, but bound to other params: user_data does not match
+)
+attestations = st.one_of(
+    st.just(""),
+    st.text(max_size=30),
+    documents.map(lambda doc: base64.b64encode(doc).decode()),
+)
+
+
+def mostly(common: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`common` favoured over `odd`: most fuzz inputs should get past the first check."""
+    return st.one_of(*([common] * 9), odd)
+
+
+def field_value(name: str) -> st.SearchStrategy[Any]:
+    if name == "attestation":
+        return mostly(attestations, st.one_of(not_strings, st.none()))
+    if name == "secrets":
+        secret = st.one_of(
+            st.fixed_dictionaries({"key": st.text(max_size=8), "namespace": st.text(max_size=8)}),
+            st.dictionaries(st.sampled_from(["key", "namespace", "KEY", "x"]), json_values),
+            json_values,
+        )
+        return mostly(st.lists(secret, max_size=3), json_values)
+    return mostly(st.text(max_size=20), json_values)
+
+
+@st.composite
+def params_objects(draw: st.DrawFn, method: str) -> dict[str, Any]:
+    names = list(SECRETS_FIELDS if method == rpc.MethodSecretsGet else CAPABILITY_FIELDS)
+    names += ["secrets", "unknown"]
+    chosen = draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True))
+    return {name: draw(field_value(name)) for name in chosen}
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> Pairs:
+    method = draw(
+        mostly(st.sampled_from(rpc.METHODS), st.one_of(st.text(max_size=30), json_values))
+    )
+    params_method = method if isinstance(method, str) and method in rpc.METHODS else rpc.METHODS[0]
+    values: dict[str, st.SearchStrategy[Any]] = {
+        "jsonrpc": mostly(st.just("2.0"), st.one_of(st.text(max_size=5), json_values)),
+        "id": mostly(st.text(max_size=30), json_values),
+        "method": st.just(method),
+        "params": mostly(params_objects(params_method), json_values),
+        "auth": mostly(st.text(max_size=5), json_values),
+    }
+    keys = [
+        k
+        for k in ("jsonrpc", "id", "method", "params")
+        if draw(mostly(st.just(True), st.just(False)))
+    ]
+    keys += draw(st.lists(st.sampled_from([*ENVELOPE_KEYS, "extra"]), max_size=3))
+    pairs: Pairs = []
+    for key in draw(st.permutations(keys)):
+        if key == "extra":
+            pairs.append((draw(st.text(max_size=6)), draw(json_values)))
+        else:
+            pairs.append((draw(spellings(key)), draw(values[key])))
+    return pairs
+
+
+@st.composite
+def params_envelopes(draw: st.DrawFn) -> Pairs:
+    """A well-formed envelope of one of the two methods whose params are fuzzed."""
+    method = draw(st.sampled_from(rpc.METHODS))
+    params = draw(st.one_of(params_objects(method), json_values))
+    return [
+        ("jsonrpc", "2.0"),
+        ("id", draw(st.text(max_size=30))),
+        ("method", method),
+        ("params", params),
+    ]

@@ -23,21 +23,27 @@ from hypothesis import strategies as st
 
 from schemas import bus, rpc
 from tests.chaos import fuzzing
-from tests.chaos.fuzzing import Pairs, bounded, dump_pairs, expected_answer
+from tests.chaos.fuzzing import (
+    CHAIN,
+    VALID_DOCUMENT,
+    Pairs,
+    bounded,
+    dump_pairs,
+    envelopes,
+    expected_answer,
+    params_envelopes,
+)
 from workers.attestation.errors import AttestationError
 from workers.attestation.measurements import MeasurementIndex
 from workers.attestation.roots import TrustRoots
-from workers.attestation.testchain import TestChain
 from workers.attestation.verifier import Verifier
 from workers.ingress.actor import Ingress
 from workers.protocol import binding
 from workers.runtime.settings import NodeSettings
 from workers.verifier.actor import VerifierActor
 
-CHAIN = TestChain()
 VERIFIER = Verifier(TrustRoots.development(CHAIN.root_pem))
 TRUSTED = [CHAIN.trusted_values_json()]
-VALID_DOCUMENT = CHAIN.document(user_data=b"\x01" * 32)
 RESULT = b'{"payload":"ZnV6eg=="}'
 
 
@@ -74,94 +80,6 @@ def answer(loop: asyncio.AbstractEventLoop, raw: bytes) -> tuple[bytes, MemorySt
     stages = MemoryStages()
     ingress = Ingress(stages, settings=NodeSettings(request_timeout_s=5.0))
     return loop.run_until_complete(asyncio.wait_for(ingress.handle(raw), 10.0)), stages
-
-
-# --- strategies ---------------------------------------------------------------------------------
-
-documents = st.one_of(
-    st.binary(max_size=64),
-    st.builds(  # a real, signed document with one byte changed
-        lambda at, value: VALID_DOCUMENT[:at] + bytes([value]) + VALID_DOCUMENT[at + 1 :],
-        st.integers(0, len(VALID_DOCUMENT) - 1),
-        st.integers(0, 255),
-    ).filter(lambda doc: doc != VALID_DOCUMENT),
-    st.integers(1, len(VALID_DOCUMENT) - 1).map(lambda n: VALID_DOCUMENT[:n]),
-    st.just(VALID_DOCUMENT),  # valid, but bound to other params: user_data does not match
-)
-attestations = st.one_of(
-    st.just(""),
-    st.text(max_size=30),
-    documents.map(lambda doc: base64.b64encode(doc).decode()),
-)
-
-
-def mostly(common: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """`common` about nine times in ten, `odd` otherwise (hypothesis picks branches evenly)."""
-    return st.one_of(*([common] * 9), odd)
-
-
-def field_value(name: str) -> st.SearchStrategy[Any]:
-    if name == "attestation":
-        return mostly(attestations, st.one_of(fuzzing.not_strings, st.none()))
-    if name == "secrets":
-        secret = st.one_of(
-            st.fixed_dictionaries({"key": st.text(max_size=8), "namespace": st.text(max_size=8)}),
-            st.dictionaries(st.sampled_from(["key", "namespace", "KEY", "x"]), fuzzing.json_values),
-            fuzzing.json_values,
-        )
-        return mostly(st.lists(secret, max_size=3), fuzzing.json_values)
-    return mostly(st.text(max_size=20), fuzzing.json_values)
-
-
-@st.composite
-def params_objects(draw: st.DrawFn, method: str) -> dict[str, Any]:
-    names = list(
-        fuzzing.SECRETS_FIELDS if method == rpc.MethodSecretsGet else fuzzing.CAPABILITY_FIELDS
-    )
-    names += ["secrets", "unknown"]
-    chosen = draw(st.lists(st.sampled_from(names), max_size=len(names), unique=True))
-    return {name: draw(field_value(name)) for name in chosen}
-
-
-@st.composite
-def envelopes(draw: st.DrawFn) -> Pairs:
-    method = draw(
-        mostly(st.sampled_from(rpc.METHODS), st.one_of(st.text(max_size=30), fuzzing.json_values))
-    )
-    params_method = method if isinstance(method, str) and method in rpc.METHODS else rpc.METHODS[0]
-    values: dict[str, st.SearchStrategy[Any]] = {
-        "jsonrpc": mostly(st.just("2.0"), st.one_of(st.text(max_size=5), fuzzing.json_values)),
-        "id": mostly(st.text(max_size=30), fuzzing.json_values),
-        "method": st.just(method),
-        "params": mostly(params_objects(params_method), fuzzing.json_values),
-        "auth": mostly(st.text(max_size=5), fuzzing.json_values),
-    }
-    keys = [
-        k
-        for k in ("jsonrpc", "id", "method", "params")
-        if draw(mostly(st.just(True), st.just(False)))
-    ]
-    keys += draw(st.lists(st.sampled_from([*fuzzing.ENVELOPE_KEYS, "extra"]), max_size=3))
-    pairs: Pairs = []
-    for key in draw(st.permutations(keys)):
-        if key == "extra":
-            pairs.append((draw(st.text(max_size=6)), draw(fuzzing.json_values)))
-        else:
-            pairs.append((draw(fuzzing.spellings(key)), draw(values[key])))
-    return pairs
-
-
-@st.composite
-def params_envelopes(draw: st.DrawFn) -> Pairs:
-    """A well-formed envelope of one of the two methods whose params are fuzzed."""
-    method = draw(st.sampled_from(rpc.METHODS))
-    params = draw(st.one_of(params_objects(method), fuzzing.json_values))
-    return [
-        ("jsonrpc", "2.0"),
-        ("id", draw(st.text(max_size=30))),
-        ("method", method),
-        ("params", params),
-    ]
 
 
 # --- the envelope and the params ------------------------------------------------------------------
