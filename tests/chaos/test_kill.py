@@ -60,7 +60,8 @@ def run_with_fault(
     portal: Portal, nc: Client, cluster: Cluster, actor: str, sig: signal.Signals, prefix: str
 ) -> tuple[Figures, int, int]:
     """The load, with `sig` sent to one `actor` process at KILL_AT_S and a replacement started
-    at once; the figures, the requests in flight at the signal, and the process's exit code."""
+    at once; the figures, the requests in flight at the signal, and the process's exit code.
+    After it, with the replacement serving, a short load must be answered correctly in full."""
     figures = Figures()
     running = portal.start(
         open_loop(
@@ -69,11 +70,18 @@ def run_with_fault(
     )
     time.sleep(KILL_AT_S)
     victim = cluster.of(actor)[0]
-    in_flight = figures.in_flight
+    in_flight, sent = figures.in_flight, figures.sent
     cluster.signal(victim, sig)
     code = cluster.reap(victim)
+    # In flight at the kill: unanswered when the signal went, or sent before the process was
+    # gone (the load keeps sending meanwhile, and the dying ingress may still take them).
+    in_flight += figures.sent - sent
     cluster.replace(victim)
     running.result(DURATION_S + BUDGET_S + 60)
+    after = portal.run(
+        open_loop(nc, mixed(cluster), rate=RATE, duration_s=1.0, prefix=f"{prefix}-after"), 60
+    )
+    assert after.correct == after.sent, ("not restored after the restart", after.summary())
     return figures, in_flight, code
 
 
@@ -94,7 +102,6 @@ def test_sigterm_of_any_actor_under_load_loses_nothing(
         figures.wrong_samples,
     )
     assert figures.correct + figures.spec_error == figures.sent
-    assert figures.correct >= figures.sent // 2, figures.summary()
 
 
 @pytest.mark.parametrize("actor", KILLED)
@@ -116,4 +123,3 @@ def test_kill_9_of_any_actor_under_load_loses_at_most_what_an_ingress_held(
     allowed = in_flight if actor == "ingress" else 0
     assert figures.lost <= allowed, (figures.summary(), in_flight)
     assert figures.correct + figures.spec_error + figures.lost == figures.sent
-    assert figures.correct >= figures.sent // 2, figures.summary()
