@@ -13,6 +13,7 @@ import pytest
 from nats.aio.client import Client
 
 from tests.chaos.cluster import Cluster, Portal, client
+from tests.chaos.gatewayproc import GatewayRunner
 from workers.attestation.testchain import TestChain
 
 _HERE = Path(__file__).resolve().parent
@@ -59,3 +60,14 @@ def gateway_nc(portal: Portal, cluster: Cluster) -> Iterator[Client]:
         yield nc
     finally:
         portal.run(nc.close())
+
+
+@pytest.fixture(scope="session")
+def gateway(portal: Portal, cluster: Cluster) -> Iterator[GatewayRunner]:
+    """`relay gateway` (HTTP) in front of the chaos node, restarted by tests that stop it."""
+    runner = GatewayRunner(cluster)
+    runner.start(portal)
+    try:
+        yield runner
+    finally:
+        runner.stop()
