@@ -100,7 +100,7 @@ class Expected:
     method: str
 
 
-def _go_string_fields(pairs: Pairs, names: tuple[str, ...]) -> tuple[dict[str, str], bool]:
+def go_string_fields(pairs: Pairs, names: tuple[str, ...]) -> tuple[dict[str, str], bool]:
     """Go's decoding of `pairs` into string fields `names`: the values and whether any key
     had a value of another type (an UnmarshalTypeError)."""
     values = dict.fromkeys(names, "")
@@ -125,7 +125,7 @@ def _params_type_error(method: str, params: Any) -> bool:
     if isinstance(params, list):
         return True
     names = SECRETS_FIELDS if method == rpc.MethodSecretsGet else CAPABILITY_FIELDS
-    _, bad = _go_string_fields(list(params.items()), names)
+    _, bad = go_string_fields(list(params.items()), names)
     if bad:
         return True
     if method != rpc.MethodSecretsGet:
@@ -140,7 +140,7 @@ def _params_type_error(method: str, params: Any) -> bool:
                 continue
             if not isinstance(item, dict):
                 return True
-            if _go_string_fields(list(item.items()), ("key", "namespace"))[1]:
+            if go_string_fields(list(item.items()), ("key", "namespace"))[1]:
                 return True
     return False
 
@@ -148,7 +148,7 @@ def _params_type_error(method: str, params: Any) -> bool:
 def expected_answer(pairs: Pairs, params_value: Any = None) -> Expected:
     """PROTOCOL 2.5's answer to the envelope `pairs` (keys may repeat, last wins); the params
     value decoded by Python is passed separately as its `pairs` entry may hold raw text."""
-    fields, type_error = _go_string_fields(pairs, ("jsonrpc", "id", "method", "auth"))
+    fields, type_error = go_string_fields(pairs, ("jsonrpc", "id", "method", "auth"))
     if type_error:
         return Expected(rpc.ErrParse, None, "", "")
     request_id, method = fields["id"], fields["method"]
