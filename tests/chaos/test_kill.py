@@ -123,3 +123,37 @@ def test_kill_9_of_any_actor_under_load_loses_at_most_what_an_ingress_held(
     allowed = in_flight if actor == "ingress" else 0
     assert figures.lost <= allowed, (figures.summary(), in_flight)
     assert figures.correct + figures.spec_error + figures.lost == figures.sent
+
+
+def test_kill_9_of_an_ingress_holding_requests_loses_exactly_what_it_held(
+    portal: Portal, gateway_nc: Client, cluster: Cluster
+) -> None:
+    """The named loss, made visible: with the verifier frozen (SIGSTOP) both ingresses hold the
+    requests; kill -9 of one loses the ones it held (some, never more than were in flight), and
+    every other request is answered once the verifier resumes."""
+    (verifier,) = cluster.of("verifier")
+    victim = cluster.of("ingress")[0]
+    figures = Figures()
+    make = lambda rid: (echo_request(cluster.chain, rid), echo_is_correct)  # noqa: E731
+    cluster.signal(verifier, signal.SIGSTOP)
+    try:
+        running = portal.start(
+            open_loop(gateway_nc, make, rate=RATE, duration_s=1.0, figures=figures, prefix="held")
+        )
+        deadline = time.monotonic() + 5  # bounded: every request sent, none can be answered
+        while figures.sent < int(RATE) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the last ones reach an ingress
+        in_flight = figures.in_flight
+        cluster.signal(victim, signal.SIGKILL)
+        code = cluster.reap(victim)
+    finally:
+        cluster.signal(verifier, signal.SIGCONT)
+    cluster.replace(victim)
+    running.result(BUDGET_S + 60)
+    report("kill-9-ingress-holding", figures, in_flight_at_signal=in_flight)
+    assert code == -signal.SIGKILL
+    assert in_flight == figures.sent == int(RATE), figures.summary()
+    assert 0 < figures.lost < in_flight, figures.summary()
+    assert (figures.wrong, figures.no_responders, figures.late) == (0, 0, 0), figures.wrong_samples
+    assert figures.correct + figures.spec_error + figures.lost == figures.sent
