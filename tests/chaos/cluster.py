@@ -203,6 +203,19 @@ class Cluster:
         self.wait([fresh])
         return fresh
 
+    def heal(self) -> None:
+        """Make the node whole again (after a test that failed midway): the server running, and
+        as many live processes of each actor as ACTORS lists."""
+        self.server.start_sync(timeout_s=30)  # a no-op while it runs
+        for worker in [w for w in self.workers if not w.alive()]:
+            self.reap(worker)
+        missing = list(ACTORS)
+        for worker in self.workers:
+            if worker.actor in missing:
+                missing.remove(worker.actor)
+        if missing:
+            self.wait([self.spawn(actor) for actor in missing])
+
     def stop(self) -> None:
         """Every worker by PID (SIGTERM, then SIGKILL after a grace), then the server."""
         for worker in list(self.workers):

@@ -71,3 +71,10 @@ def gateway(portal: Portal, cluster: Cluster) -> Iterator[GatewayRunner]:
         yield runner
     finally:
         runner.stop()
+
+
+@pytest.fixture
+def node(cluster: Cluster) -> Cluster:
+    """The chaos node made whole before a fault test, whatever an earlier failure left behind."""
+    cluster.heal()
+    return cluster

@@ -14,6 +14,7 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nats.aio.client import Client
 
@@ -33,6 +34,8 @@ from tests.chaos.cluster import (
     secrets_request,
 )
 from workers.reference import enclave_crypto
+
+pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
 
 OUTAGE_S = 2 * BUDGET_S + 1
 

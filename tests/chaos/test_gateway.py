@@ -27,6 +27,8 @@ from tests.chaos.cluster import (
 )
 from tests.chaos.gatewayproc import HTTP_TIMEOUT_S, GatewayRunner
 
+pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
+
 RATE, DURATION_S, FAULT_AT_S = 20.0, 4.0, 1.5
 
 

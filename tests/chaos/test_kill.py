@@ -32,6 +32,8 @@ from tests.chaos.cluster import (
 )
 from workers.reference import enclave_crypto
 
+pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
+
 ENCLAVE_KEY = enclave_crypto.public_hex(X25519PrivateKey.generate())
 RATE, DURATION_S, KILL_AT_S = 20.0, 4.0, 1.5
 KILLED = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from nats.aio.client import Client
 
 from schemas import subjects
@@ -26,6 +27,8 @@ from tests.chaos.cluster import (
     report,
     until,
 )
+
+pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
 
 RATE, DURATION_S, CRASH_AT_S, DOWN_S = 20.0, 5.0, 1.5, 1.0
 RECOVERY_BOUND_S = 20.0

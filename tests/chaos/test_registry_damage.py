@@ -30,6 +30,8 @@ from tests.chaos.cluster import (
 )
 from workers.registry.store import load_entries, open_bucket, read_entries, read_seed_file
 
+pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
+
 RATE, DURATION_S = 20.0, 2.0
 SETTLE_BOUND_S = 10.0
 """How soon a change in the bucket must show in the node's answers (its watch is live)."""

@@ -12,6 +12,8 @@ from nats.aio.client import Client
 from tests.chaos.cluster import Cluster, Figures, Portal, open_loop, report
 from tests.chaos.test_kill import mixed
 
+pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
+
 SOAK_S = float(os.environ.get("RELAY_CHAOS_SOAK_S", "20") or "20")
 RATE, WARMUP_S = 20.0, 3.0
 RSS_GROWTH_BOUND_KIB = 16 * 1024
