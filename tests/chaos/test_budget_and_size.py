@@ -19,20 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nats.aio.client import Client
 
 from schemas import rpc, subjects
-from tests.chaos.cluster import (
-    BUDGET_S,
-    DON,
-    MARGIN_S,
-    NODE,
-    Check,
-    Cluster,
-    Figures,
-    Portal,
-    echo_request,
-    open_loop,
-    report,
-    secrets_request,
-)
+from tests.chaos.cluster import BUDGET_S, DON, MARGIN_S, NODE, Cluster, Portal
+from tests.chaos.load import Check, Figures, open_loop, report
+from tests.chaos.payloads import echo_request, secrets_request
 from workers.reference import enclave_crypto
 
 pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node

@@ -18,17 +18,7 @@ from nats.aio.client import Client
 
 from schemas import bus, capability, rpc, subjects
 from tests.chaos import fuzzing
-from tests.chaos.cluster import (
-    DON,
-    NODE,
-    Cluster,
-    Figures,
-    Portal,
-    client,
-    echo_is_correct,
-    echo_request,
-    open_loop,
-)
+from tests.chaos.cluster import DON, NODE, Cluster, Portal, client
 from tests.chaos.fuzzing import (
     Pairs,
     bounded,
@@ -37,6 +27,8 @@ from tests.chaos.fuzzing import (
     expected_answer,
     params_envelopes,
 )
+from tests.chaos.load import Figures, open_loop
+from tests.chaos.payloads import echo_is_correct, echo_request
 from workers.reference import echo as echo_ref
 
 REPLY_TIMEOUT_S = 5.0

@@ -17,15 +17,10 @@ import aiohttp
 import pytest
 
 from schemas import rpc
-from tests.chaos.cluster import (
-    Cluster,
-    Figures,
-    Portal,
-    echo_is_correct,
-    echo_request,
-    report,
-)
+from tests.chaos.cluster import Cluster, Portal
 from tests.chaos.gatewayproc import HTTP_TIMEOUT_S, GatewayRunner
+from tests.chaos.load import Figures, report
+from tests.chaos.payloads import echo_is_correct, echo_request
 
 pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
 

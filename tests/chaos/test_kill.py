@@ -16,20 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from nats.aio.client import Client
 
-from tests.chaos.cluster import (
-    BUDGET_S,
-    Check,
-    Cluster,
-    Figures,
-    Make,
-    Portal,
-    echo_is_correct,
-    echo_request,
-    open_loop,
-    report,
-    secrets_is_correct,
-    secrets_request,
-)
+from tests.chaos.cluster import BUDGET_S, Cluster, Portal
+from tests.chaos.load import Check, Figures, Make, open_loop, report
+from tests.chaos.payloads import echo_is_correct, echo_request, secrets_is_correct, secrets_request
 from workers.reference import enclave_crypto
 
 pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node

@@ -15,18 +15,9 @@ import pytest
 from nats.aio.client import Client
 
 from schemas import subjects
-from tests.chaos.cluster import (
-    DON,
-    NODE,
-    Cluster,
-    Figures,
-    Portal,
-    echo_is_correct,
-    echo_request,
-    open_loop,
-    report,
-    until,
-)
+from tests.chaos.cluster import DON, NODE, Cluster, Portal
+from tests.chaos.load import Figures, open_loop, report, until
+from tests.chaos.payloads import echo_is_correct, echo_request
 
 pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
 

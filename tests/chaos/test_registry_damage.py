@@ -16,18 +16,9 @@ from nats.js.kv import KeyValue
 
 from schemas import rpc, subjects
 from schemas.subjects import encode_token
-from tests.chaos.cluster import (
-    DON,
-    NODE,
-    Cluster,
-    Portal,
-    client,
-    echo_is_correct,
-    echo_request,
-    open_loop,
-    report,
-    until,
-)
+from tests.chaos.cluster import DON, NODE, Cluster, Portal, client
+from tests.chaos.load import open_loop, report, until
+from tests.chaos.payloads import echo_is_correct, echo_request
 from workers.registry.store import load_entries, open_bucket, read_entries, read_seed_file
 
 pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node

@@ -9,7 +9,8 @@ import os
 import pytest
 from nats.aio.client import Client
 
-from tests.chaos.cluster import Cluster, Figures, Portal, open_loop, report
+from tests.chaos.cluster import Cluster, Portal
+from tests.chaos.load import Figures, open_loop, report
 from tests.chaos.test_kill import mixed
 
 pytestmark = pytest.mark.usefixtures("node")  # each fault test starts from a whole node
