@@ -44,7 +44,10 @@ class Identities:
             return {"user": name, "password": dev_password(name)}
         assert self.seeds_root is not None
         path = self.seeds_root / party / f"{actor}.nk"
-        seed = path.read_bytes().strip() if path.is_file() else _new_seed()
+        # One seed per user, however many configs name it (a hub and a leaf both do).
+        seed = self.seed_files.get(path) or (
+            path.read_bytes().strip() if path.is_file() else _new_seed()
+        )
         self.seed_files[path] = seed
         variable = "RELAY_NATS_NKEY_SEED_" + actor.upper().replace("-", "_")
         self.env_files.setdefault(party, {})[variable] = str(path.resolve())
