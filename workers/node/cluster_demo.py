@@ -21,7 +21,7 @@ import tempfile
 import time
 import tomllib
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,17 +203,36 @@ async def _stream_leader(url: str, party: str) -> str:
         await nc.close()
 
 
+CLEANUP_S = 20.0
+
+
+async def _bounded(say: Say, what: str, step: Awaitable[Any]) -> bool:
+    try:
+        await asyncio.wait_for(step, CLEANUP_S)
+    except TimeoutError:
+        say(f"   CLEANUP: {what} did not finish within {CLEANUP_S:.0f}s")
+        return False
+    return True
+
+
 async def _new_leader(urls: str, old: str, since: float) -> str:
-    """Until the registry stream of the restarted node has a leader other than `old`."""
-    while time.monotonic() < since + OUTAGE_MAX_S:
-        try:
-            leader = await _stream_leader(urls, RESTARTED)
-        except Exception:  # no leader yet: JetStream answers 503 or not at all
-            leader = ""
-        if leader and leader != old:
-            return leader
-        await asyncio.sleep(0.2)
-    return ""
+    """Until the registry stream of the restarted node has a leader other than `old` (asked
+    every 0.2 s with a 1 s bound, so the time it reports is within about a second)."""
+    nc = await _as(urls, "registry-admin", RESTARTED)
+    try:
+        js = nc.jetstream(timeout=1.0)
+        while time.monotonic() < since + OUTAGE_MAX_S:
+            try:
+                info = await js.stream_info(f"KV_{subjects.REGISTRY_BUCKET}")
+                leader = info.cluster.leader if info.cluster and info.cluster.leader else ""
+            except Exception:  # no leader yet: JetStream answers 503 or not at all
+                leader = ""
+            if leader and leader != old:
+                return leader
+            await asyncio.sleep(0.2)
+        return ""
+    finally:
+        await nc.close()
 
 
 async def run_cluster_demo(say: Say) -> bool:
@@ -320,8 +339,8 @@ async def run_cluster_demo(say: Say) -> bool:
                 ingress = next(a for a in restarted.running if a.name == "ingress")
                 await ingress.service.stop()
                 restarted.running.remove(ingress)
-                restarted.running.append(await start_actor("ingress", restarted.settings))
                 restart_at = time.monotonic()
+                restarted.running.append(await start_actor("ingress", restarted.settings))
                 say(f"5. {RESTARTED}'s ingress restarted while {leader} is down")
                 new_leader = await _new_leader(urls, leader, kill_at)
                 say(
@@ -361,12 +380,13 @@ async def run_cluster_demo(say: Say) -> bool:
 
             ok &= await _rogue(say, urls, load)
         finally:
+            # Each step bounded: one that hangs is named, and the servers still get stopped.
             for close in closers:
-                await close()
+                ok &= await _bounded(say, getattr(close, "__qualname__", "close"), close())
             for proc in nodes:
-                await proc.stop()
+                ok &= await _bounded(say, f"stopping {proc.settings.node}", proc.stop())
             for actor in extras:
-                await actor.service.stop()
+                ok &= await _bounded(say, f"stopping {actor.name}", actor.service.stop())
             for server in servers.values():
                 server.cleanup()
             ingress_log.removeHandler(errors)
@@ -443,11 +463,11 @@ async def _rogue(say: Say, urls: str, load: Load) -> bool:
     finally:
         await rogue.close()
     wildcard_refused = any("permissions violation" in e for e in refused)
+    others = len([t for t in taken if t != subjects.verify(DON, ROGUE)])
     say(
         f"8. rogue verifier with {ROGUE}'s credentials: its subscription to every node's verify"
         f" subject {'refused' if wildcard_refused else 'ACCEPTED'}; it answered Verified to"
-        f" {len(taken)} of {ROGUE}'s verify requests (no other node's: "
-        f"{sorted(set(taken)) == [subjects.verify(DON, ROGUE)] or not taken});"
+        f" {len(taken) - others} of {ROGUE}'s verify requests and {others} of other nodes';"
         f" the untrusted image got {leaked} secret(s) of {UNTRUSTED_REQUESTS}"
     )
-    return leaked == 0 and wildcard_refused and set(taken) <= {subjects.verify(DON, ROGUE)}
+    return leaked == 0 and wildcard_refused and others == 0
