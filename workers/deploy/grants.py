@@ -17,6 +17,7 @@ from workers.deploy.topology import ALL_METHODS, Capability
 REGISTRY_STREAM = f"KV_{subjects.REGISTRY_BUCKET}"
 DEDUPE_BUCKET = "relay_dedupe"  # workers/dispatch/dedupe_shared.py BUCKET (a test pins it)
 DEDUPE_STREAM = f"KV_{DEDUPE_BUCKET}"
+MEMO_BUCKET = "relay_memo"  # workers/ingress/memo_shared.py: the shared N4 response memo
 DEFAULT_API = "$JS.API"
 
 NODE_ACTORS = (
@@ -81,15 +82,31 @@ def registry_admin(prefixes: tuple[str, ...]) -> tuple[str, ...]:
     creating = tuple(
         f"{p}.STREAM.{verb}.{REGISTRY_STREAM}" for p in prefixes for verb in ("CREATE", "UPDATE")
     )
-    return (*kv_reader(REGISTRY_STREAM, prefixes), *creating, f"$KV.{subjects.REGISTRY_BUCKET}.>")
+    return (
+        *kv_reader(REGISTRY_STREAM, prefixes),
+        *creating,
+        *kv_writes(subjects.REGISTRY_BUCKET, prefixes),
+    )
+
+
+def kv_writes(bucket: str, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    """Puts and deletes: `$KV.<bucket>.>` locally; into another domain's bucket they go to
+    `$JS.<domain>.API.$KV.<bucket>.>` (workers/runtime/jetstream.py, as nats.go does)."""
+    return tuple(f"$KV.{bucket}.>" if p == DEFAULT_API else f"{p}.$KV.{bucket}.>" for p in prefixes)
+
+
+def bucket_user(bucket: str, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    """Create, get and put in one bucket of the relay's own (RELAY_DEDUPE=shared)."""
+    stream = f"KV_{bucket}"
+    grants = []
+    for p in prefixes:
+        grants += [f"{p}.STREAM.INFO.{stream}", f"{p}.STREAM.CREATE.{stream}"]
+        grants += [f"{p}.DIRECT.GET.{stream}.>", f"{p}.STREAM.MSG.GET.{stream}"]
+    return (*grants, *kv_writes(bucket, prefixes))
 
 
 def dedupe_user(prefixes: tuple[str, ...]) -> tuple[str, ...]:
-    grants = []
-    for p in prefixes:
-        grants += [f"{p}.STREAM.INFO.{DEDUPE_STREAM}", f"{p}.STREAM.CREATE.{DEDUPE_STREAM}"]
-        grants += [f"{p}.DIRECT.GET.{DEDUPE_STREAM}.>", f"{p}.STREAM.MSG.GET.{DEDUPE_STREAM}"]
-    return (*grants, f"$KV.{DEDUPE_BUCKET}.>")
+    return bucket_user(DEDUPE_BUCKET, prefixes)
 
 
 def discovery(service: str) -> tuple[str, ...]:
@@ -145,7 +162,11 @@ def node_grants(
                 subjects.dispatch(don, node, secrets),
                 subjects.dispatch(don, node, execute),
                 subjects.registry(don, node, "measurements"),
+                # RELAY_PROTOCOL=current: the relay DON's trust (F, signers) from the registry
+                subjects.registry(don, node, "trust"),
                 *reader,
+                # RELAY_PROTOCOL=current with RELAY_DEDUPE=shared: the shared response memo
+                *bucket_user(MEMO_BUCKET, p),
             ),
             subscribe_allow=(
                 f"{subjects.rpc(don, node)} {subjects.QUEUE_INGRESS}",
