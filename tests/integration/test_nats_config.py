@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ OWNER = "0xab5801a7d398351b8be11c439e05c5b3259aec9b"
 SECRET = b"s3cr3t-api-key-for-the-demo"
 
 
-def check_config(path: Path) -> None:
+def check_config(path: Path, env: dict[str, str] | None = None) -> None:
     """`nats-server -c FILE -t`: the server's own parser, rc 0 and 'is valid'."""
     done = subprocess.run(
         [str(find_binary()), "-c", str(path), "-t"],
@@ -59,19 +60,29 @@ def check_config(path: Path) -> None:
         text=True,
         timeout=30,
         check=False,
+        env=env,
     )
     assert done.returncode == 0, f"{path}: {done.stdout}{done.stderr}"
     assert "is valid" in done.stdout + done.stderr
 
 
-def test_every_nats_server_config_in_the_repository_passes_nats_server_t() -> None:
-    """nats.conf and any other *.conf the repo ships (outside the venv) are valid configs."""
+def test_every_nats_server_config_in_the_repository_passes_nats_server_t(tmp_path: Path) -> None:
+    """nats.conf and any other *.conf the repo ships (outside the venv) are valid configs; one
+    that includes `./nats.conf` (the compose cluster's) is checked with the repo's beside it,
+    as it is mounted."""
     confs = [
         p for p in REPO_ROOT.rglob("*.conf") if ".venv" not in p.parts and ".git" not in p.parts
     ]
     assert REPO_ROOT / "nats.conf" in confs
     for conf in confs:
-        check_config(conf)
+        if "include ./nats.conf" not in conf.read_text():
+            check_config(conf)
+            continue
+        beside = tmp_path / conf.parent.name
+        beside.mkdir(exist_ok=True)
+        shutil.copy(conf, beside / conf.name)
+        shutil.copy(REPO_ROOT / "nats.conf", beside / "nats.conf")
+        check_config(beside / conf.name, env={"NATS_SERVER_NAME": "nats-1"})
 
 
 @pytest.mark.parametrize("dev", [True, False], ids=["dev-passwords", "nkeys"])
