@@ -287,8 +287,8 @@ async def test_a_dev_topology_with_nkeys_serves_a_secret_each_party_holding_only
     written = natsconf.write(topology.parse(raw), tmp_path / "nats", dev=False)
     envs = {p.stem: _env_file(p) for p in written.env_files}
     # One process per party in production; here one process, so the shared names are node-0's.
-    for party in ("gateway", "vault", "echo", "node-0"):
-        for name, value in envs[party].items():
+    for account in ("gateway", "vault", "echo", "operator-0"):
+        for name, value in envs[account].items():
             monkeypatch.setenv(name, value)
     server = NatsServer(config_file=written.configs[0], port=port, store_dir=tmp_path / "js")
     async with server:

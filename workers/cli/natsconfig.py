@@ -2,8 +2,8 @@
 
 One account per node operator, one for the gateway, one per capability DON (docs/deployment.md
 explains the layout and the topology file; deploy/nats/ has examples). Users are nkeys: the
-public keys go into the configs, each seed into `DIR/seeds/<party>/<actor>.nk` (0600; reused
-when it exists, so regenerating rotates no key), and `DIR/env/<party>.env` names a party's seed
+public keys go into the configs, each seed into `DIR/seeds/<account>/<actor>.nk` (0600; reused
+when it exists, so regenerating rotates no key), and `DIR/env/<account>.env` names an account's seed
 files as `RELAY_NATS_NKEY_SEED_<ACTOR>=...`. With `--dev`, the dev passwords instead (a loopback
 test server only). Check each written config with `nats-server -c FILE -t`.
 """

@@ -4,7 +4,7 @@ Accounts: one per node operator (that node's actors and an ops user; it exports 
 `relay.v1.<don>.<node>.rpc` service, to the gateway's account, and imports the capability DONs'
 services), one for the gateway (imports each node's rpc), one per capability DON (exports its
 `cap.v1` services to the operators). Users are nkeys (public keys in the configs, each seed in
-its own 0600 file that `RELAY_NATS_NKEY_SEED_<ACTOR>` names; an existing seed file is reused, so
+its own 0600 file under the account's name that `RELAY_NATS_NKEY_SEED_<ACTOR>` names; an existing seed file is reused, so
 regenerating rotates nothing) or, with `dev`, the dev passwords of workers/runtime/credentials.py.
 """
 
@@ -38,19 +38,21 @@ class Identities:
     env_files: dict[str, dict[str, str]] = field(default_factory=dict)
     link_passwords: dict[str, str] = field(default_factory=dict)
 
-    def user(self, party: str, actor: str) -> dict[str, Any]:
+    def user(self, party: str, account: str, actor: str) -> dict[str, Any]:
+        """The dev user is named by party (node-1-verifier: what credentials.py computes); the
+        seed lives under its account's name (the operator's), which is who receives it."""
         name = dev_user(actor, party)
         if self.dev:
             return {"user": name, "password": dev_password(name)}
         assert self.seeds_root is not None
-        path = self.seeds_root / party / f"{actor}.nk"
+        path = self.seeds_root / account / f"{actor}.nk"
         # One seed per user, however many configs name it (a hub and a leaf both do).
         seed = self.seed_files.get(path) or (
             path.read_bytes().strip() if path.is_file() else _new_seed()
         )
         self.seed_files[path] = seed
         variable = "RELAY_NATS_NKEY_SEED_" + actor.upper().replace("-", "_")
-        self.env_files.setdefault(party, {})[variable] = str(path.resolve())
+        self.env_files.setdefault(account, {})[variable] = str(path.resolve())
         public = nkeys.from_seed(bytearray(seed)).public_key.decode()
         return {"nkey": public}
 
@@ -118,13 +120,15 @@ def _tls(tls: Tls) -> dict[str, Any]:
     return block
 
 
-def _users(identities: Identities, party: str, party_grants: Iterable[grants.Grant]) -> list[Any]:
+def _users(
+    identities: Identities, party: str, account: str, party_grants: Iterable[grants.Grant]
+) -> list[Any]:
     users: list[Any] = []
     for grant in party_grants:
         users.append(
             {
                 "#": f"{dev_user(grant.actor, party)}: {grant.why}",
-                **identities.user(party, grant.actor),
+                **identities.user(party, account, grant.actor),
                 "permissions": grant.permissions(),
             }
         )
@@ -139,7 +143,9 @@ def accounts(t: Topology, identities: Identities, *, only: str | None = None) ->
     if only is None:
         out[t.gateway_account] = {
             "jetstream": "enabled",
-            "users": _users(identities, "gateway", grants.gateway_grants(t.don, nodes)),
+            "users": _users(
+                identities, "gateway", t.gateway_account, grants.gateway_grants(t.don, nodes)
+            ),
             "imports": [
                 {"service": {"account": n.operator, "subject": _rpc(t, n.name)}} for n in t.nodes
             ],
@@ -153,6 +159,7 @@ def accounts(t: Topology, identities: Identities, *, only: str | None = None) ->
             "users": _users(
                 identities,
                 node.name,
+                node.operator,
                 grants.node_grants(t.don, node.name, t.capabilities, domain if only else ""),
             ),
         }
@@ -168,7 +175,9 @@ def accounts(t: Topology, identities: Identities, *, only: str | None = None) ->
     if only is None:
         for cap in t.capabilities:
             out[cap.account] = {
-                "users": _users(identities, cap.account, grants.capability_grants(cap)),
+                "users": _users(
+                    identities, cap.account, cap.account, grants.capability_grants(cap)
+                ),
                 "exports": [
                     {"service": s, "accounts": list(t.operators)}
                     for s in grants.capability_subjects(cap)
@@ -293,7 +302,8 @@ def render(t: Topology, identities: Identities) -> dict[str, str]:
 
 def write(t: Topology, out: Path, *, dev: bool) -> Written:
     """Write every config under `out` (0600: link passwords are in them), the seeds under
-    `out/seeds/<party>/<actor>.nk` (0600) and one env file per party naming its seed files."""
+    `out/seeds/<account>/<actor>.nk` (0600; a node's account is its operator's name) and one
+    env file per account naming its seed files (`out/env/<account>.env`)."""
     out.mkdir(parents=True, exist_ok=True)
     identities = Identities(dev=dev, seeds_root=None if dev else out / SEEDS_DIR)
     configs = render(t, identities)

@@ -62,15 +62,18 @@ def test_regenerating_reuses_every_seed_so_no_key_rotates(tmp_path: Path) -> Non
 
 
 def test_the_env_file_of_a_party_names_its_seed_files_as_relay_reads_them(tmp_path: Path) -> None:
-    """env/node-2.env: RELAY_NATS_NKEY_SEED_<ACTOR>=<its seed file>, for node-2's users only."""
+    """env/operator-2.env: RELAY_NATS_NKEY_SEED_<ACTOR>=<its seed file>, for node-2's users only."""
     written = natsconf.write(topology.load(CLUSTER), tmp_path, dev=False)
     env = dict(
-        line.split("=", 1) for line in (tmp_path / "env" / "node-2.env").read_text().splitlines()
+        line.split("=", 1)
+        for line in (tmp_path / "env" / "operator-2.env").read_text().splitlines()
     )
     assert set(env) == {
         "RELAY_NATS_NKEY_SEED_" + a.upper().replace("-", "_") for a in grants.NODE_ACTORS
     }
-    assert all(Path(v).parent == (tmp_path / "seeds" / "node-2").resolve() for v in env.values())
+    assert all(
+        Path(v).parent == (tmp_path / "seeds" / "operator-2").resolve() for v in env.values()
+    )
     assert written.env_files
 
 
