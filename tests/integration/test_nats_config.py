@@ -101,8 +101,8 @@ def test_every_config_nats_config_writes_for_the_examples_passes_nats_server_t(
     assert done.returncode == 0, done.stderr
     written = sorted(tmp_path.glob("*.conf"))
     expected = {f"{s.name}.conf" for s in topology.load(example).servers}
-    assert {p.name for p in written} == expected
-    assert done.stdout.count("  config  ") == len(expected)
+    assert {p.name for p in written} == {*expected, natsconf.ACCOUNTS_FILE}
+    assert done.stdout.count("  config  ") == len(expected) + 1
     for conf in written:
         check_config(conf)
     assert (tmp_path / "seeds").exists() != dev
@@ -167,7 +167,7 @@ def test_tls_on_the_client_route_and_leaf_listeners_gives_valid_configs(
     written = natsconf.write(topology.parse(raw), tmp_path / "out", dev=False)
     for conf in written.configs:
         text = conf.read_text()
-        assert "client.pem" in text
+        assert ("client.pem" in text) == (conf.name != natsconf.ACCOUNTS_FILE)
         check_config(conf)
 
 
@@ -322,6 +322,7 @@ def generated_servers(tmp: Path, raw: dict[str, Any]) -> Iterator[dict[str, Nats
             store_dir=tmp / f"{conf.stem}-js",
         )
         for conf in written.configs
+        if conf.name != natsconf.ACCOUNTS_FILE
     }
     try:
         for server in servers.values():

@@ -295,9 +295,22 @@ class Written:
     env_files: tuple[Path, ...]
 
 
+ACCOUNTS_FILE = "accounts.conf"
+
+
 def render(t: Topology, identities: Identities) -> dict[str, str]:
     """Every server's configuration, by file name (`<server>.conf`)."""
     return {f"{s.name}.conf": server_config(t, s, identities) for s in t.servers}
+
+
+def accounts_config(t: Topology, identities: Identities) -> str:
+    """The accounts block and system account alone (what every non-leaf server holds), for a
+    deployment whose listeners another tool writes (the NATS Helm chart: docs/containers.md)."""
+    header = (
+        f"# The accounts of relay DON {t.don}, written by `relay nats-config`: include it from a\n"
+        "# server config whose listeners, cluster and JetStream are written elsewhere.\n\n"
+    )
+    return header + _block({"accounts": accounts(t, identities), "system_account": "SYS"}, "")
 
 
 def write(t: Topology, out: Path, *, dev: bool) -> Written:
@@ -307,6 +320,7 @@ def write(t: Topology, out: Path, *, dev: bool) -> Written:
     out.mkdir(parents=True, exist_ok=True)
     identities = Identities(dev=dev, seeds_root=None if dev else out / SEEDS_DIR)
     configs = render(t, identities)
+    configs[ACCOUNTS_FILE] = accounts_config(t, identities)
     written = []
     for name, text in configs.items():
         written.append(_write_private(out / name, text.encode()))

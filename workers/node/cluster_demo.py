@@ -283,7 +283,7 @@ async def run_cluster_demo(say: Say) -> bool:
             urls = ",".join(s.url for s in servers.values())
             say(
                 f"1. 3 nats-servers in a cluster ({', '.join(f'{n} pid {s.pid}' for n, s in servers.items())}),"
-                f" configs from relay nats-config: {len(written.configs)} files, accounts"
+                f" configs from relay nats-config ({', '.join(p.name for p in written.configs)}), accounts"
                 f" {', '.join(n.operator for n in topo.nodes)}, gateway, vault, echo"
             )
             chain = TestChain()

@@ -89,3 +89,17 @@ def test_a_leaf_carries_only_its_operators_account_with_the_hubs_domain_grants(
     assert "$JS.hub.API.STREAM.INFO.KV_relay_registry" in leaf
     assert 'domain: "operator-1"' in leaf
     assert 'account: "operator-1"' in leaf
+
+
+def test_the_accounts_file_holds_the_same_accounts_and_users_as_every_server(
+    tmp_path: Path,
+) -> None:
+    """accounts.conf (for the Helm chart's include) is the servers' accounts block, same keys."""
+    written = natsconf.write(topology.load(CLUSTER), tmp_path, dev=False)
+    by_name = {p.name: p.read_text() for p in written.configs}
+    accounts = by_name.pop(natsconf.ACCOUNTS_FILE)
+    keys = re.compile(r'nkey: "(U[A-Z0-9]+)"')
+    assert "listen:" not in accounts
+    assert 'system_account: "SYS"' in accounts
+    for text in by_name.values():
+        assert keys.findall(text) == keys.findall(accounts)
