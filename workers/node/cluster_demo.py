@@ -299,7 +299,9 @@ async def run_cluster_demo(say: Say) -> bool:
                 finally:
                     await admin.close()
             say("2. registry loaded at R3 into each operator's account and the gateway's")
-            for name in ("vault", "echo"):
+            # Two workers each, on their own connections: a capability DON has several nodes, and
+            # one worker's server dying must not take every node's in-flight calls with it.
+            for name in ("vault", "vault", "echo", "echo"):
                 extras.append(await start_actor(name, NodeSettings(nats_url=urls)))
             for node in NODES:
                 proc = NodeProcess(
@@ -330,7 +332,10 @@ async def run_cluster_demo(say: Say) -> bool:
             closers.append(ops.close)
             answers = NodeAnswers()
             await ops.subscribe(subjects.gateway_responses(DON) + ".>", cb=answers.on_msg)
-            say("3. 4 nodes (4 operators), the gateway, vault and echo up, each as its own users")
+            say(
+                "3. 4 nodes (4 operators), the gateway, vault and echo (two workers each) up, each"
+                " as its own users"
+            )
 
             load = Load(gateway=gateway, chain=chain)
             await load.one()  # one request through every path before the clock starts
