@@ -76,7 +76,7 @@ NODE_USERS = (
     "dispatch-capability",
     "ops",
 )
-GATEWAY_USERS = ("gateway", "registry-admin", "ops")
+GATEWAY_USERS = ("gateway", "enclave", "registry-admin", "ops")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ NODE_ACTORS = (
     "dispatch-capability",
     "ops",
 )
-GATEWAY_ACTORS = ("gateway", "registry-admin", "ops")
+GATEWAY_ACTORS = ("gateway", "enclave", "registry-admin", "ops")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,6 +258,16 @@ def gateway_grants(don: str, nodes: tuple[str, ...], domain: str = "") -> tuple[
                 *discovery("relay-gateway"),
             ),
             allow_responses=True,
+        ),
+        Grant(
+            actor="enclave",
+            why=(
+                "an enclave client on the gateway's NATS front (docs/enclave-client.md): requests "
+                "to the gateway, answers in its own inbox, nothing else. Every holder reads every "
+                "answer in its inbox: one such user per enclave in production"
+            ),
+            publish_allow=(subjects.gateway(don),),
+            subscribe_allow=(f"{subjects.inbox_prefix('enclave')}.>",),
         ),
         Grant(
             actor="registry-admin",

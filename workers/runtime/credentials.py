@@ -3,7 +3,8 @@
 Every party has NATS users of its own, in an account of its own (docs/deployment.md): each node
 operator (its actors and an `ops` user), the gateway, each capability DON. A dev user is named
 after its party and actor (`node-1-verifier`, `gateway-ops`; the gateway's, vault's and echo's
-own workers are just `gateway`, `vault`, `echo`), its password is `<user>-dev-password`
+own workers are just `gateway`, `vault`, `echo`, an enclave client `enclave`), its password is
+`<user>-dev-password`
 (`dev_user`, `dev_password`; `relay nats-config --dev` writes the same).
 
 `RELAY_NATS_USER_<ACTOR>` / `RELAY_NATS_PASSWORD_<ACTOR>` (actor upper-cased, `-` as `_`)
@@ -66,7 +67,7 @@ def _redact_one(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{masked}@{hostport}"))
 
 
-SELF_NAMED = ("gateway", "vault", "echo")
+SELF_NAMED = ("gateway", "vault", "echo", "enclave")
 """Actors that are a party of their own (their account is theirs); every other actor belongs to
 a node operator's account, or (ops, registry-admin) to whichever party it serves."""
 
@@ -83,7 +84,7 @@ def default_party(actor: str) -> str:
 
 def dev_user(actor: str, party: str) -> str:
     """The dev user name of `actor` in `party`'s account (nats.conf, `relay nats-config --dev`)."""
-    return actor if actor == party else f"{party}-{actor}"
+    return actor if actor == party or actor in SELF_NAMED else f"{party}-{actor}"
 
 
 def dev_password(user: str) -> str:

@@ -38,7 +38,7 @@ def test_nkey_configs_hold_public_keys_and_the_seeds_are_private_files(tmp_path:
     written = natsconf.write(topology.load(CLUSTER), tmp_path, dev=False)
     text = written.configs[0].read_text()
     publics = set(re.findall(r'nkey: "(U[A-Z0-9]+)"', text))
-    assert len(written.seeds) == len(publics) == 4 * 7 + 3 + 2 * 2
+    assert len(written.seeds) == len(publics) == 4 * 7 + 4 + 2 * 2
     for seed_file in written.seeds:
         assert stat.S_IMODE(seed_file.stat().st_mode) == 0o600
         seed = seed_file.read_bytes().strip()
