@@ -50,3 +50,26 @@ def test_the_current_protocol_demo_outvotes_a_liar_and_ignores_a_forgery() -> No
     assert "claims node-0: INVALID, not from any allowed signer" in out  # the forgery
     assert "all steps behaved as expected" in out
     assert elapsed < 30
+
+
+def test_the_cluster_demo_survives_a_killed_server_and_a_rogue_verifier_and_exits_zero() -> None:
+    """`relay demo --cluster`: the kill, the restarted ingress, the rogue verifier, under 60 s."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--cluster"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "kill -9 nats-" in out
+    assert "ingress served" in out
+    assert ", 0 lost" in out
+    assert "the untrusted image got 0 secret(s) of 20" in out
+    assert "every node's verify subject refused" in out
+    assert "and 0 of other nodes'" in out
+    assert "all checks held" in out
+    assert elapsed < 60

@@ -1,5 +1,8 @@
 """The repo's nats.conf on a real nats-server: each actor's user reaches its own subjects only.
 
+The layout is one account per party (tests/integration/test_operator_isolation.py attacks it
+with one operator's credentials); this module checks each user's grants inside its account.
+
 Every denial is observed the way an actor would meet it: the server reports a permissions
 violation to the client's `error_cb` (the connection stays up), and a denied request ends in a
 timeout rather than an answer, even with a legitimate responder listening.
@@ -63,6 +66,17 @@ VAULT = subjects.capability(rpc.VaultCapabilityID, rpc.VaultMethodSecretsGet)
 
 # The users whose registry access is a read-only KV watch (RELAY_REGISTRY_LOOKUPS=local, membership).
 KV_READERS = ("registry", "ingress", "dispatch-secrets", "dispatch-capability", "gateway")
+NODES = ("node-0", "node-1", "node-2", "node-3")
+NODE_USERS = (
+    "ingress",
+    "verifier",
+    "registry",
+    "registry-admin",
+    "dispatch-secrets",
+    "dispatch-capability",
+    "ops",
+)
+GATEWAY_USERS = ("gateway", "enclave", "registry-admin", "ops")
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +105,17 @@ def seed(chain: TestChain) -> dict[str, bytes]:
 
 @pytest.fixture
 async def seeded(secured_server: NatsServer, seed: dict[str, bytes]) -> None:
-    """The registry bucket holds the seed, written as registry-admin (idempotent)."""
-    user, password = credentials.credentials_for("registry-admin")
-    admin = await connect(secured_server.url, actor="registry-admin", user=user, password=password)
-    try:
-        await asyncio.wait_for(load_entries(admin, seed), WAIT_S)
-    finally:
-        await admin.close()
+    """node-0's and the gateway's registry buckets hold the seed, each written by that account's
+    registry-admin (idempotent)."""
+    for party in (NODE, "gateway"):
+        user, password = credentials.credentials_for("registry-admin", party)
+        admin = await connect(
+            secured_server.url, actor="registry-admin", user=user, password=password
+        )
+        try:
+            await asyncio.wait_for(load_entries(admin, seed), WAIT_S)
+        finally:
+            await admin.close()
 
 
 @dataclass
@@ -128,9 +146,10 @@ class Actor:
 
 
 @asynccontextmanager
-async def as_actor(server: NatsServer, name: str) -> AsyncIterator[Actor]:
-    """Connect as `name` with its nats.conf user and reply inbox, capturing its errors."""
-    user, password = credentials.credentials_for(name)
+async def as_actor(server: NatsServer, name: str, party: str | None = None) -> AsyncIterator[Actor]:
+    """Connect as `name` of `party` (node-0 by default) with its nats.conf user and reply inbox,
+    capturing its errors."""
+    user, password = credentials.credentials_for(name, party)
     errors: list[str] = []
 
     async def on_error(exc: Exception) -> None:
@@ -175,32 +194,44 @@ async def responder(
 # --- the file itself --------------------------------------------------------------------------
 
 
-def test_nats_conf_has_one_user_per_actor_with_the_dev_password_credentials_computes(
+def test_nats_conf_has_one_user_per_party_and_actor_with_the_password_credentials_computes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every actor of credentials.ACTORS is a user of nats.conf with the password it connects with."""
+    """Every user of every party's account is in nats.conf with the password it connects with."""
     for actor in credentials.ACTORS:
         env = actor.upper().replace("-", "_")
         monkeypatch.delenv(f"RELAY_NATS_USER_{env}", raising=False)
         monkeypatch.delenv(f"RELAY_NATS_PASSWORD_{env}", raising=False)
     monkeypatch.delenv("RELAY_NATS_NO_AUTH", raising=False)
     text = NATS_CONF.read_text()
-    users = dict(re.findall(r"user:\s*(\S+)\s+password:\s*(\S+)", text))
-    assert users == dict(credentials.credentials_for(a) for a in credentials.ACTORS)
+    users = dict(re.findall(r'user:\s*"(\S+)"\s+password:\s*"(\S+)"', text))
+    expected = dict(
+        [credentials.credentials_for(actor, node) for node in NODES for actor in NODE_USERS]
+        + [credentials.credentials_for(actor, "gateway") for actor in GATEWAY_USERS]
+        + [
+            credentials.credentials_for(actor, cap)
+            for cap in ("vault", "echo")
+            for actor in (cap, "ops")
+        ]
+    )
+    assert users == expected
 
 
 def test_nats_conf_names_the_subjects_and_queue_groups_schemas_defines() -> None:
     """The encoded method, capability and queue tokens in nats.conf are those of schemas.subjects."""
     text = NATS_CONF.read_text()
-    for method in rpc.METHODS:
-        token = subjects.encode_token(method)
-        assert f'"relay.v1.*.*.dispatch.{token} {subjects.dispatch_queue(method)}"' in text
+    for node in NODES:
+        for method in rpc.METHODS:
+            served = subjects.dispatch(DON, node, method)
+            assert f'"{served} {subjects.dispatch_queue(method)}"' in text
+        assert f'"{subjects.rpc(DON, node)} {subjects.QUEUE_INGRESS}"' in text
+        assert f'"{subjects.verify(DON, node)} {subjects.QUEUE_VERIFIER}"' in text
+        registry = subjects.node_prefix(DON, node) + ".registry.*"
+        assert f'"{registry} {subjects.QUEUE_REGISTRY}"' in text
     assert f'"{VAULT} {subjects.QUEUE_CAPABILITY}"' in text
-    assert f'"relay.v1.*.*.rpc {subjects.QUEUE_INGRESS}"' in text
-    assert f'"relay.v1.*.*.verify {subjects.QUEUE_VERIFIER}"' in text
-    assert f'"relay.v1.*.*.registry.* {subjects.QUEUE_REGISTRY}"' in text
-    assert f'"relay.v1.*.gateway {subjects.QUEUE_GATEWAY}"' in text
+    assert f'"{subjects.gateway(DON)} {subjects.QUEUE_GATEWAY}"' in text
     assert f"KV_{subjects.REGISTRY_BUCKET}" in text
+    assert f"KV_{BUCKET}" in text
 
 
 # --- (a) the gateway reaches the nodes' rpc subjects only ---------------------------------------
@@ -604,37 +635,43 @@ async def test_a_whole_node_of_per_actor_users_answers_the_gateway_users_atteste
     assert _violations(caplog) == []
 
 
-async def test_ops_discovers_every_actor_of_the_node_through_srv_ping(
+async def _discover(server: NatsServer, party: str) -> set[str]:
+    """The service names answering `$SRV.PING` to `party`'s ops user within WAIT_S."""
+    answers: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def on_answer(msg: Msg) -> None:
+        await answers.put(msg)
+
+    names: set[str] = set()
+    async with as_actor(server, "ops", party) as ops:
+        inbox = ops.nc.new_inbox()
+        await ops.nc.subscribe(inbox, cb=on_answer)
+        await ops.nc.publish("$SRV.PING", b"", reply=inbox)
+        deadline = time.monotonic() + WAIT_S
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                msg = await asyncio.wait_for(answers.get(), min(remaining, 0.5))
+            except TimeoutError:
+                break
+            names.add(json.loads(msg.data)["name"])
+        await ops.assert_quiet()
+    return names
+
+
+async def test_each_ops_user_discovers_exactly_its_own_accounts_services_through_srv_ping(
     secured_server: NatsServer, node: NodeProcess
 ) -> None:
-    """Each actor answers `$SRV.PING` (and its own `$SRV.INFO.<name>`) to ops, through allow_responses."""
-    expected = {
-        "relay-ref-vault",
-        "relay-ref-echo",
+    """node-0's ops sees node-0's five actors and not the vault or echo; their ops see them alone."""
+    assert await _discover(secured_server, NODE) == {
         "relay-registry",
         "relay-verifier",
         "relay-dispatch-secrets",
         "relay-dispatch-capability",
         "relay-ingress",
     }
-    answers: asyncio.Queue[Msg] = asyncio.Queue()
-
-    async def on_answer(msg: Msg) -> None:
-        await answers.put(msg)
-
+    assert await _discover(secured_server, "vault") == {"relay-ref-vault"}
+    assert await _discover(secured_server, "echo") == {"relay-ref-echo"}
     async with as_actor(secured_server, "ops") as ops:
-        inbox = ops.nc.new_inbox()
-        await ops.nc.subscribe(inbox, cb=on_answer)
-        await ops.nc.publish("$SRV.PING", b"", reply=inbox)
-        names: set[str] = set()
-        deadline = time.monotonic() + WAIT_S
-        while names != expected and (remaining := deadline - time.monotonic()) > 0:
-            try:
-                msg = await asyncio.wait_for(answers.get(), remaining)
-            except TimeoutError:
-                break
-            names.add(json.loads(msg.data)["name"])
-        assert names == expected
         info = await ops.nc.request("$SRV.INFO.relay-verifier", b"", timeout=WAIT_S)
         assert json.loads(info.data)["endpoints"][0]["subject"] == VERIFY
         await ops.assert_quiet()

@@ -309,7 +309,7 @@ async def test_a_subject_the_ops_user_may_not_read_exits_1_with_the_reason(
     conf.write_text(
         "authorization {\n"
         "  users = [\n"
-        "    { user: ops, password: ops-dev-password,\n"
+        "    { user: node-0-ops, password: node-0-ops-dev-password,\n"
         '      permissions: { subscribe: { allow: ["relay.>", "cap.>", "_INBOX_ops.>"] },\n'
         '                     publish: { allow: ["$SRV.>"] } } }\n'
         "  ]\n"
@@ -423,7 +423,7 @@ async def test_svc_refused_by_the_server_says_so_and_exits_1(tmp_path: Path) -> 
     conf.write_text(
         "authorization {\n"
         "  users = [\n"
-        "    { user: ops, password: ops-dev-password,\n"
+        "    { user: node-0-ops, password: node-0-ops-dev-password,\n"
         '      permissions: { subscribe: { allow: ["_INBOX_ops.>"] },\n'
         '                     publish: { allow: ["relay.>"] } } }\n'
         "  ]\n"

@@ -63,7 +63,9 @@ async def don(tmp_path: Path) -> AsyncIterator[Don]:
     extras: list[RunningActor] = []
     closers: list[Callable[[], Any]] = []
     try:
-        await seed_registry(server.url, seed)
+        # Each node operator's account holds its own registry bucket (docs/deployment.md).
+        for node in NODES:
+            await seed_registry(server.url, seed, party=node)
         for node in NODES:
             proc = NodeProcess(
                 NodeSettings(don=DON, node=node, nats_url=server.url, dev_root_pem=root)
@@ -71,17 +73,19 @@ async def don(tmp_path: Path) -> AsyncIterator[Don]:
             await proc.start()
             nodes.append(proc)
         extras.append(await start_actor("echo", NodeSettings(nats_url=server.url)))
-        user, password = credentials_for("ops")
-        ops = await connect(server.url, actor="ops", user=user, password=password)
-        closers.append(ops.close)
         seen: list[dict[str, str] | None] = []
 
         async def record(msg: Msg) -> None:
             seen.append(msg.headers)
 
-        for subject in ("relay.>", "cap.>"):
-            await ops.subscribe(subject, cb=record)
-        await ops.flush()
+        # Each party's ops user sees its own account's traffic: together, every message.
+        for party in (*NODES, "echo", "gateway"):
+            user, password = credentials_for("ops", party)
+            ops = await connect(server.url, actor="ops", user=user, password=password)
+            closers.append(ops.close)
+            for subject in ("relay.>", "cap.>"):
+                await ops.subscribe(subject, cb=record)
+            await ops.flush()
         user, password = credentials_for("gateway")
         gw_nc = await connect(server.url, actor="gateway", user=user, password=password)
         closers.append(gw_nc.close)

@@ -29,6 +29,7 @@ RANKS: dict[str, int] = {
     "workers.dispatch": 3,
     "workers.reference": 3,
     "workers.gateway": 3,
+    "workers.deploy": 3,
     "workers.node": 4,
     "workers.cli": 4,
     "workers.bench": 4,

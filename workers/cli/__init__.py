@@ -29,6 +29,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "workers.cli.keys",
     "workers.cli.health",
     "workers.cli.enclave",
+    "workers.cli.natsconfig",
 )
 
 

@@ -84,3 +84,13 @@ def js_domain(text: str) -> str:
             str(exc).replace("RELAY_JS_DOMAIN", "the domain")
         ) from None
     return text
+
+
+def party_arg(p: argparse.ArgumentParser) -> None:
+    """Whose NATS user to connect as: each party has its own account (docs/deployment.md)."""
+    p.add_argument(
+        "--party",
+        metavar="NAME",
+        help="whose dev user: a node (node-1), gateway, vault or echo"
+        " (default: $RELAY_NODE or node-0; the gateway's and capabilities' own workers: themselves)",
+    )

@@ -287,6 +287,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
                 seed_registry(
                     settings.nats_url,
                     Path(seed),
+                    party=settings.node,
                     replicas=args.replicas,
                     domain=settings.js_domain,
                 )

@@ -23,7 +23,7 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from schemas import bus, subjects
-from workers.cli.args import env_servers, js_domain, nats_servers_arg, positive_int
+from workers.cli.args import env_servers, js_domain, nats_servers_arg, party_arg, positive_int
 from workers.registry import actor as registry
 from workers.registry.store import LoadResult, load_entries, read_seed_file, read_view, to_seed
 from workers.registry.view import RegistryDataError, RegistryView
@@ -78,6 +78,7 @@ def _connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password", default=os.environ.get("RELAY_NATS_PASSWORD"))
     p.add_argument("--bucket", default=subjects.REGISTRY_BUCKET, help=argparse.SUPPRESS)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to reach NATS")
+    party_arg(p)
 
 
 def _problems(exc: RegistryDataError, out: TextIO) -> None:
@@ -192,7 +193,9 @@ async def _connect(args: argparse.Namespace) -> Client:
     level = bus_log.level
     bus_log.setLevel(logging.CRITICAL)  # one clear message below instead of one per retry
     # --user/--password (or RELAY_NATS_USER/_PASSWORD) win; else registry-admin's own user.
-    user, password = (args.user, args.password) if args.user else credentials_for("registry-admin")
+    user, password = (
+        (args.user, args.password) if args.user else credentials_for("registry-admin", args.party)
+    )
     try:
         return await connect(
             args.nats,

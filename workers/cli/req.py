@@ -74,7 +74,7 @@ def _body(spec: str) -> bytes:
 
 
 async def _request(args: argparse.Namespace, body: bytes) -> int:
-    user, password = credentials_for(args.actor)
+    user, password = credentials_for(args.actor, args.party)
     try:
         nc = await connect(
             args.nats,

@@ -89,7 +89,7 @@ async def gather(nc: Client, wait_s: float) -> list[dict[str, Any]]:
 
 async def _svc(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
     """The services that answered, and the server's refusal of our requests if it refused."""
-    nc = await connect_ops(args.nats, args.timeout)
+    nc = await connect_ops(args.nats, args.timeout, args.party)
     try:
         wait_s: float = args.wait
         services = await gather(nc, wait_s)

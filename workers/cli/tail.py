@@ -27,7 +27,13 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from workers.cli import tail_format
-from workers.cli.args import env_servers, nats_servers_arg, positive_float, positive_int
+from workers.cli.args import (
+    env_servers,
+    nats_servers_arg,
+    party_arg,
+    positive_float,
+    positive_int,
+)
 from workers.runtime.bus import NatsConnectError, connect
 from workers.runtime.credentials import CredentialsError, credentials_for, redact_url
 
@@ -57,6 +63,7 @@ def nats_url_arg(p: argparse.ArgumentParser) -> None:
         default=5.0,
         help="seconds to reach NATS before giving up (default 5)",
     )
+    party_arg(p)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,9 +106,9 @@ def quiet_bus_log() -> Iterator[None]:
         bus_log.setLevel(level)
 
 
-async def connect_ops(url: str, timeout_s: float) -> Client:
-    """Connect as `ops` (credentials from the environment), the first attempt bounded."""
-    user, password = credentials_for(ACTOR)
+async def connect_ops(url: str, timeout_s: float, party: str | None = None) -> Client:
+    """Connect as a party's `ops` (credentials from the environment), the first attempt bounded."""
+    user, password = credentials_for(ACTOR, party)
     with quiet_bus_log():
         return await connect(
             url,
@@ -205,7 +212,7 @@ async def _tail(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     restore = install_stop_signals(stop)
     try:
-        connecting = asyncio.ensure_future(connect_ops(args.nats, args.timeout))
+        connecting = asyncio.ensure_future(connect_ops(args.nats, args.timeout, args.party))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not connecting.done():  # Ctrl-C while connecting

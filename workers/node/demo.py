@@ -170,12 +170,19 @@ async def run_demo(say: Say) -> bool:
             chain = TestChain()
             root = Path(tmp) / "test-root.pem"
             root.write_bytes(chain.root_pem)
-            user, password = credentials_for("registry-admin")
-            admin = await connect(server.url, actor="registry-admin", user=user, password=password)
             seed = seed_with_measurements([chain.trusted_values_json()], members=NODES, f=1)
-            await load_entries(admin, seed_entries_for(seed))
-            await admin.close()
-            say("2. registry seeded: relay DON of 4 nodes (F=1), vault, echo, the enclave's PCRs")
+            # Each operator syncs the registry into its own account's bucket; the gateway too.
+            for party in (*NODES, "gateway"):
+                user, password = credentials_for("registry-admin", party)
+                admin = await connect(
+                    server.url, actor="registry-admin", user=user, password=password
+                )
+                await load_entries(admin, seed_entries_for(seed))
+                await admin.close()
+            say(
+                "2. registry seeded into each operator's account and the gateway's: relay DON of"
+                " 4 nodes (F=1), vault, echo, the enclave's PCRs"
+            )
             say(
                 "   test attestation root enabled EXPLICITLY as a development root (never in production)"
             )
@@ -211,7 +218,8 @@ async def run_demo(say: Say) -> bool:
             url = f"http://127.0.0.1:{front.port}/"
             say(f"4. gateway up, HTTP front {url}, F+1 = 2 matching node answers needed")
 
-            user, password = credentials_for("ops")
+            # The gateway's ops user sees the node responses arriving in the gateway's account.
+            user, password = credentials_for("ops", "gateway")
             ops = await connect(server.url, actor="ops", user=user, password=password)
             watch = NodeWatch()
 

@@ -139,7 +139,8 @@ async def run_demo_current(say: Say) -> bool:
         ok &= await _step_echo(say, enclave, "5", "an honest DON", lambda v: v == Verdict())
 
         await relay.ingresses[BYZANTINE].stop()
-        user, password = credentials_for("ingress")
+        # The liar holds its own operator's credentials, nothing more (docs/deployment.md).
+        user, password = credentials_for("ingress", BYZANTINE)
         nc = await connect(relay.nats_url, actor="ingress", user=user, password=password)
         try:
             liar = Byzantine(nc, _wrong_result(keys[BYZANTINE]))

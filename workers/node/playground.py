@@ -125,12 +125,16 @@ async def local_relay(
                 peer_ids=[relay.keys[n].public_key for n in addresses] if relay.keys else None,
                 workflow_peer_ids=[k.public_key for k in relay.workflow_keys] or None,
             )
-            user, password = credentials_for("registry-admin")
-            admin = await connect(server.url, actor="registry-admin", user=user, password=password)
-            try:
-                await load_entries(admin, seed_entries_for(seed))
-            finally:
-                await admin.close()
+            # Each operator syncs the registry into its own account's bucket; the gateway too.
+            for party in (*addresses, "gateway"):
+                user, password = credentials_for("registry-admin", party)
+                admin = await connect(
+                    server.url, actor="registry-admin", user=user, password=password
+                )
+                try:
+                    await load_entries(admin, seed_entries_for(seed))
+                finally:
+                    await admin.close()
             for node in addresses:
                 settings = NodeSettings(
                     don=DON,

@@ -131,7 +131,8 @@ async def start_actor(
     runner = ALL_ACTORS.get(name)
     if runner is None:
         raise ValueError(f"unknown actor {name!r}; choose from {', '.join(sorted(ALL_ACTORS))}")
-    user, password = credentials_for(name)
+    # A node's actors are users of its operator's account (the reference workers, of their own).
+    user, password = credentials_for(name, None if name in REFERENCE_ACTORS else settings.node)
     nc = await connect(settings.nats_url, actor=name, user=user, password=password)
     try:
         service = await runner(nc, settings, metrics)
@@ -153,12 +154,18 @@ def embedded_server() -> NatsServer:
 
 
 async def seed_registry(
-    url: str, seed_file: Path, *, replicas: int | None = None, domain: str | None = None
+    url: str,
+    seed_file: Path,
+    *,
+    party: str | None = None,
+    replicas: int | None = None,
+    domain: str | None = None,
 ) -> None:
-    """Write a seed file into the registry bucket, as `relay registry load` does."""
+    """Write a seed file into a party's registry bucket (a node's, by default RELAY_NODE's, or
+    the gateway's), as `relay registry load` does."""
     from workers.registry.store import load_seed_file
 
-    user, password = credentials_for("registry-admin")
+    user, password = credentials_for("registry-admin", party)
     nc = await connect(url, actor="registry-admin", user=user, password=password)
     try:
         await load_seed_file(nc, seed_file, replicas=replicas, domain=domain)

@@ -1,5 +1,12 @@
 """NATS credentials per actor: the dev users of `nats.conf`, overridable from the environment.
 
+Every party has NATS users of its own, in an account of its own (docs/deployment.md): each node
+operator (its actors and an `ops` user), the gateway, each capability DON. A dev user is named
+after its party and actor (`node-1-verifier`, `gateway-ops`; the gateway's, vault's and echo's
+own workers are just `gateway`, `vault`, `echo`, an enclave client `enclave`), its password is
+`<user>-dev-password`
+(`dev_user`, `dev_password`; `relay nats-config --dev` writes the same).
+
 `RELAY_NATS_USER_<ACTOR>` / `RELAY_NATS_PASSWORD_<ACTOR>` (actor upper-cased, `-` as `_`)
 override the dev defaults; `RELAY_NATS_NO_AUTH=1` connects without credentials (a server
 without users). Passwords are never logged. Production uses nkeys or JWTs instead (see
@@ -60,13 +67,39 @@ def _redact_one(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{masked}@{hostport}"))
 
 
-def credentials_for(actor: str) -> tuple[str | None, str | None]:
-    """(user, password) for an actor; (None, None) when auth is switched off."""
+SELF_NAMED = ("gateway", "vault", "echo", "enclave")
+"""Actors that are a party of their own (their account is theirs); every other actor belongs to
+a node operator's account, or (ops, registry-admin) to whichever party it serves."""
+
+DEFAULT_NODE = "node-0"
+
+
+def default_party(actor: str) -> str:
+    """Whose user `actor` is when nobody says: itself for the gateway and the capability
+    workers, else the node this process serves (`RELAY_NODE`, node-0 by default)."""
+    if actor in SELF_NAMED:
+        return actor
+    return os.environ.get("RELAY_NODE") or DEFAULT_NODE
+
+
+def dev_user(actor: str, party: str) -> str:
+    """The dev user name of `actor` in `party`'s account (nats.conf, `relay nats-config --dev`)."""
+    return actor if actor == party or actor in SELF_NAMED else f"{party}-{actor}"
+
+
+def dev_password(user: str) -> str:
+    return user + _DEV_PASSWORD_SUFFIX
+
+
+def credentials_for(actor: str, party: str | None = None) -> tuple[str | None, str | None]:
+    """(user, password) for an actor of `party` (a node, `gateway`, `vault`, `echo`; see
+    `default_party`); (None, None) when auth is switched off."""
     if os.environ.get("RELAY_NATS_NO_AUTH", "") in {"1", "true", "yes"}:
         return None, None
     env = actor.upper().replace("-", "_")
-    user = os.environ.get(f"RELAY_NATS_USER_{env}", actor)
-    password = os.environ.get(f"RELAY_NATS_PASSWORD_{env}", actor + _DEV_PASSWORD_SUFFIX)
+    default = dev_user(actor, party or default_party(actor))
+    user = os.environ.get(f"RELAY_NATS_USER_{env}", default)
+    password = os.environ.get(f"RELAY_NATS_PASSWORD_{env}", dev_password(default))
     return user, password
 
 

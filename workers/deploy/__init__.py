@@ -1,0 +1,1 @@
+"""Deployment artefacts generated from a topology: nats-server configs (`relay nats-config`)."""
