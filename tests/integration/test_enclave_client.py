@@ -52,11 +52,13 @@ def chain() -> TestChain:
 @pytest.fixture
 async def node(server: NatsServer, chain: TestChain, tmp_path: Path) -> AsyncIterator[NodeProcess]:
     """One node (F=0) with every actor, the reference vault and echo, the registry seeded."""
-    user, password = credentials.credentials_for("registry-admin")
-    admin = await connect(server.url, actor="registry-admin", user=user, password=password)
     seed = seed_with_measurements([chain.trusted_values_json()], members=(NODE,), f=0)
-    await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
-    await admin.close()
+    # The node's operator and the gateway each hold the registry in their own account.
+    for party in (NODE, "gateway"):
+        user, password = credentials.credentials_for("registry-admin", party)
+        admin = await connect(server.url, actor="registry-admin", user=user, password=password)
+        await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
+        await admin.close()
     root = tmp_path / "root.pem"
     root.write_bytes(chain.root_pem)
     proc = NodeProcess(
