@@ -78,10 +78,12 @@ async def don(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Don]:
         peer_ids=[keys[n].public_key for n in NODES],
         workflow_peer_ids=[k.public_key for k in workflow],
     )
-    user, password = credentials.credentials_for("registry-admin")
-    admin = await connect(server.url, actor="registry-admin", user=user, password=password)
-    await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
-    await admin.close()
+    # Each node's operator and the gateway hold the registry in their own accounts.
+    for party in (*NODES, "gateway"):
+        user, password = credentials.credentials_for("registry-admin", party)
+        admin = await connect(server.url, actor="registry-admin", user=user, password=password)
+        await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
+        await admin.close()
     procs: list[NodeProcess] = []
     ingresses: dict[str, NodeProcess] = {}
     user, password = credentials.credentials_for("gateway")
