@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from google.protobuf import any_pb2, wrappers_pb2
 
-from tests.integration.seeding import seed_accounts
 from tests.integration.test_permissions import DON, NATS_CONF, NODE, OWNER, gateway_actor
 from workers.attestation.testchain import TestChain, fake_pcrs
 from workers.enclave import answers, nats_transport
@@ -25,7 +24,9 @@ from workers.enclave.http import HttpTransport
 from workers.gateway.http import HttpFront
 from workers.node.process import NODE_ACTORS, REFERENCE_ACTORS, NodeProcess
 from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime import credentials
+from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer
 from workers.runtime.settings import NodeSettings
 
@@ -52,7 +53,12 @@ def chain() -> TestChain:
 async def node(server: NatsServer, chain: TestChain, tmp_path: Path) -> AsyncIterator[NodeProcess]:
     """One node (F=0) with every actor, the reference vault and echo, the registry seeded."""
     seed = seed_with_measurements([chain.trusted_values_json()], members=(NODE,), f=0)
-    await seed_accounts(server.url, seed_entries_for(seed), (NODE, "gateway"), timeout_s=START_S)
+    # The node's operator and the gateway each hold the registry in their own account.
+    for party in (NODE, "gateway"):
+        user, password = credentials.credentials_for("registry-admin", party)
+        admin = await connect(server.url, actor="registry-admin", user=user, password=password)
+        await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
+        await admin.close()
     root = tmp_path / "root.pem"
     root.write_bytes(chain.root_pem)
     proc = NodeProcess(

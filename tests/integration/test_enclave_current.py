@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 
-from tests.integration.seeding import seed_accounts
 from tests.integration.test_permissions import NATS_CONF
 from workers.attestation.testchain import TestChain
 from workers.enclave import nats_transport
@@ -26,6 +25,7 @@ from workers.gateway.membership import RegistryMembership
 from workers.node.process import NODE_ACTORS, REFERENCE_ACTORS, NodeProcess
 from workers.protocol import enclave_config, signed
 from workers.registry.devseed import seed_entries_for, seed_with_measurements
+from workers.registry.store import load_entries
 from workers.runtime import credentials, nodekey
 from workers.runtime.bus import connect
 from workers.runtime.natsserver import NatsServer
@@ -78,7 +78,12 @@ async def don(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Don]:
         peer_ids=[keys[n].public_key for n in NODES],
         workflow_peer_ids=[k.public_key for k in workflow],
     )
-    await seed_accounts(server.url, seed_entries_for(seed), (*NODES, "gateway"), timeout_s=START_S)
+    # Each node's operator and the gateway hold the registry in their own accounts.
+    for party in (*NODES, "gateway"):
+        user, password = credentials.credentials_for("registry-admin", party)
+        admin = await connect(server.url, actor="registry-admin", user=user, password=password)
+        await asyncio.wait_for(load_entries(admin, seed_entries_for(seed)), START_S)
+        await admin.close()
     procs: list[NodeProcess] = []
     ingresses: dict[str, NodeProcess] = {}
     user, password = credentials.credentials_for("gateway")

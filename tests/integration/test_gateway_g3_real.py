@@ -51,11 +51,12 @@ async def relay() -> AsyncIterator[LocalRelay]:
 async def impostors(relay: LocalRelay, acts: Mapping[str, Act]) -> AsyncIterator[None]:
     """Each named node's real ingress stopped and its operator answering `act` in its place
     (None: no answer at all); the real ingresses restored afterwards."""
-    user, password = credentials.credentials_for("ingress")
     connections = []
     try:
         for node, act in acts.items():
             await relay.ingresses[node].stop()
+            # That node's operator's own credentials: each node's rpc is in its own account.
+            user, password = credentials.credentials_for("ingress", node)
             nc = await connect(relay.nats_url, actor="ingress", user=user, password=password)
             connections.append(nc)
 
